@@ -1,0 +1,106 @@
+//! Assembles an edge from its config: the storage, the proxy service on the client listeners,
+//! and the admin service, hosted by one pingora [`Server`] that handles signals (SIGTERM:
+//! graceful stop after `shutdown_grace`; SIGINT: immediate stop).
+
+use crate::admin::AdminApi;
+use crate::freshness::FreshnessPolicy;
+use crate::metrics::EdgeMetrics;
+use crate::proxy::{EdgeProxy, UncacheablePredictor};
+use crate::storage::CacheStorage;
+use crate::upstream::OriginPool;
+use cdn_config::EdgeConfig;
+use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::Server;
+use pingora_core::services::listening::Service;
+use std::sync::Arc;
+
+/// Shard capacity of the uncacheable-key predictor (32 shards).
+const PREDICTOR_SHARD_CAPACITY: usize = 4096;
+
+/// A ready-to-run edge.
+pub struct Edge {
+    server: Server,
+    /// The edge's cache, for inspection.
+    pub storage: &'static CacheStorage,
+}
+
+impl Edge {
+    /// Builds the edge described by `config`. Listeners are bound when it runs.
+    pub fn new(config: &EdgeConfig) -> Self {
+        let threads = if config.threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.threads
+        };
+        let grace = config.shutdown_grace.get();
+        let conf = ServerConf {
+            threads,
+            grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
+            graceful_shutdown_timeout_seconds: Some(5),
+            // Each edge gets its own paths so that several can run on one machine.
+            pid_file: std::env::temp_dir()
+                .join(format!("cdn-edge-{}.pid", std::process::id()))
+                .display()
+                .to_string(),
+            upgrade_sock: std::env::temp_dir()
+                .join(format!("cdn-edge-{}.sock", std::process::id()))
+                .display()
+                .to_string(),
+            ..ServerConf::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        server.bootstrap();
+
+        let cache = &config.cache;
+        let storage: &'static CacheStorage = Box::leak(Box::new(CacheStorage::new(
+            cache.max_size.bytes(),
+            cache.max_object_size.bytes(),
+            cache.eviction,
+        )));
+        let lock: &'static CacheKeyLockImpl =
+            Box::leak(CacheLock::new_boxed(cache.lock_timeout.get()));
+        let predictor: &'static UncacheablePredictor = Box::leak(Box::new(
+            UncacheablePredictor::new(PREDICTOR_SHARD_CAPACITY, None),
+        ));
+        let metrics = Arc::new(EdgeMetrics::new(&config.name));
+
+        let proxy = EdgeProxy {
+            name: config.name.clone(),
+            storage,
+            lock,
+            predictor,
+            lock_timeout: cache.lock_timeout.get(),
+            freshness: FreshnessPolicy {
+                default_ttl: cache.default_ttl.get(),
+                max_object_size: cache.max_object_size.bytes(),
+            },
+            origins: OriginPool::from_config(&config.pool, &config.origins),
+            metrics: metrics.clone(),
+            access_log: config.access_log,
+        };
+        let mut proxy_service =
+            pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "edge proxy");
+        for addr in &config.listen {
+            proxy_service.add_tcp(&addr.to_string());
+        }
+
+        let admin = AdminApi {
+            name: config.name.clone(),
+            metrics,
+            storage,
+        };
+        let mut admin_service = Service::new("edge admin".to_string(), admin);
+        admin_service.add_tcp(&config.admin.listen.to_string());
+        admin_service.threads = Some(1);
+
+        server.add_service(proxy_service);
+        server.add_service(admin_service);
+        Self { server, storage }
+    }
+
+    /// Runs until SIGTERM or SIGINT, then exits the process.
+    pub fn run_forever(self) -> ! {
+        self.server.run_forever()
+    }
+}

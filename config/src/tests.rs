@@ -56,6 +56,23 @@ fn every_field_appears_in_the_default_file() {
     }
 }
 
+#[test]
+fn readme_config_reference_lists_every_field() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let mut config = Config::embedded_default().unwrap();
+    let edge = config.edge.as_mut().unwrap();
+    edge.pool.host = Some("h".into());
+    edge.origins[0].host = Some("h".into());
+    let value = toml::Value::try_from(&config).unwrap();
+    for field in field_paths(&value, "") {
+        assert!(
+            readme.contains(&format!("| `{field}` |")),
+            "README.md's config reference lacks a row for `{field}`"
+        );
+    }
+}
+
 /// Dotted paths of every leaf in a TOML value (arrays of tables use `[]`).
 pub(crate) fn field_paths(value: &toml::Value, prefix: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -228,9 +228,9 @@ mod tests {
         for needle in [
             r#"cdn_edge_requests_total{cache_status="hit",edge="e1"} 1"#,
             r#"cdn_edge_requests_total{cache_status="miss",edge="e1"} 1"#,
-            r#"cdn_edge_responses_total{edge="e1",status_class="4xx"} 1"#,
+            r#"cdn_edge_responses_total{status_class="4xx",edge="e1"} 1"#,
             r#"cdn_edge_response_body_bytes_total{edge="e1"} 1034"#,
-            r#"cdn_edge_origin_fetches_total{edge="e1",result="error"} 1"#,
+            r#"cdn_edge_origin_fetches_total{result="error",edge="e1"} 1"#,
             r#"cdn_edge_origin_response_seconds_count{edge="e1"} 1"#,
             r#"cdn_edge_requests_in_flight{edge="e1"} 1"#,
             r#"cdn_edge_cache_entries{edge="e1"} 3"#,

@@ -141,8 +141,11 @@ impl Fill {
 /// The fills in progress, by key. Sharded so that concurrent misses on different keys do not
 /// contend; only misses and stale lookups touch it, never a fresh hit.
 pub(crate) struct FillMap {
-    shards: Box<[Mutex<HashMap<HashBinary, Vec<Arc<Fill>>>>]>,
+    shards: Box<[Mutex<FillShard>]>,
 }
+
+/// The fills of the keys that hash to one shard.
+type FillShard = HashMap<HashBinary, Vec<Arc<Fill>>>;
 
 const FILL_SHARDS: usize = 64;
 

@@ -14,6 +14,12 @@ use std::time::{Duration, SystemTime};
 /// Bytes charged per entry on top of its body, for the key, the header map and bookkeeping.
 const ENTRY_OVERHEAD: u64 = 256;
 
+/// How long a stale entry with a validator (`ETag` or `Last-Modified`) is kept after its stale
+/// windows end, so that it can be revalidated with a conditional request (a 304 then refreshes
+/// it without sending the body again) instead of being fetched whole. Size-based eviction still
+/// removes it first if the room is needed.
+const REVALIDATION_RETENTION: Duration = Duration::from_secs(3600);
+
 /// What pingora needs to rebuild a [`CacheMeta`] for each reader.
 ///
 /// `CacheMeta` is not `Clone` and deserialising it on every hit would parse the header each time,
@@ -66,11 +72,19 @@ impl MetaParts {
         self.fresh_until = self.fresh_until.min(past);
     }
 
-    /// When the entry stops being useful: the end of its freshness plus the longest stale window.
+    /// When the entry stops being useful: the end of its freshness plus the longest stale
+    /// window, plus [`REVALIDATION_RETENTION`] if it can be revalidated.
     pub(crate) fn useful_until(&self) -> SystemTime {
         let stale = self.stale_while_revalidate_sec.max(self.stale_if_error_sec);
+        let mut keep = Duration::from_secs(stale.into());
+        let headers = &self.header.headers;
+        if headers.contains_key(http::header::ETAG)
+            || headers.contains_key(http::header::LAST_MODIFIED)
+        {
+            keep += REVALIDATION_RETENTION;
+        }
         self.fresh_until
-            .checked_add(Duration::from_secs(stale.into()))
+            .checked_add(keep)
             .unwrap_or(self.fresh_until)
     }
 

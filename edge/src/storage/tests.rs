@@ -9,7 +9,8 @@ fn leak(storage: CacheStorage) -> &'static CacheStorage {
 
 fn meta(ttl: u64) -> CacheMeta {
     let now = SystemTime::now();
-    let header = ResponseHeader::build(200, None).unwrap();
+    let mut header = ResponseHeader::build(200, None).unwrap();
+    header.insert_header("etag", "\"v1\"").unwrap();
     CacheMeta::new(now + Duration::from_secs(ttl), now, 0, 0, header)
 }
 
@@ -222,6 +223,28 @@ async fn lru_and_lfu_keep_different_survivors_after_a_scan() {
         lfu >= 36,
         "LFU: the hot set should survive the scan, {lfu} of 40 did"
     );
+}
+
+#[tokio::test]
+async fn stale_entries_are_kept_only_if_they_can_be_revalidated() {
+    let s = leak(CacheStorage::new(16 << 20, 1 << 20, Eviction::Lru));
+    let trace = Span::inactive().handle();
+    let past = SystemTime::now() - Duration::from_secs(5);
+    for (url, etag) in [("/with-etag", true), ("/without", false)] {
+        let mut header = ResponseHeader::build(200, None).unwrap();
+        if etag {
+            header.insert_header("etag", "\"x\"").unwrap();
+        }
+        let stale = CacheMeta::new(past, past, 0, 0, header);
+        let miss = s.get_miss_handler(&key(url), &stale, &trace).await.unwrap();
+        miss.finish().await.unwrap();
+    }
+    s.stats();
+    assert!(
+        lookup(s, "/with-etag").await.is_some(),
+        "kept for revalidation"
+    );
+    assert!(lookup(s, "/without").await.is_none(), "useless once stale");
 }
 
 #[tokio::test]

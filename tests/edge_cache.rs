@@ -343,3 +343,64 @@ fn uncacheable_methods_bypass_the_cache() {
     support::post(&edge.url("/form?cc=max-age%3D60")).unwrap();
     assert_eq!(origin.fetches("/form"), 2);
 }
+
+/// The origin dies mid-body while several clients wait on the same fill: none of them may get
+/// a response that looks complete, and nothing is stored.
+#[test]
+fn an_origin_dying_mid_body_never_yields_a_complete_looking_response() {
+    // With a declared Content-Length a short body is visible to any client; with chunked
+    // framing only a missing last chunk tells, so both are tried.
+    for framing in ["chunked=0", "chunked=1"] {
+        origin_dies_mid_body(framing);
+    }
+}
+
+fn origin_dies_mid_body(framing: &str) {
+    let (origin, edge) = setup();
+    let url = edge.url(&format!(
+        "/bytes/400000?cc=max-age%3D60&delay_ms=200&abort_after=150000&{framing}"
+    ));
+    let clients: Vec<_> = (0..5)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || support::get_complete(&url))
+        })
+        .collect();
+    for c in clients {
+        let outcome = c.join().unwrap();
+        assert!(
+            outcome.is_err(),
+            "{framing}: a truncated body was delivered as complete: {:?}",
+            outcome.map(|r| r.body.len())
+        );
+    }
+    assert_eq!(
+        origin.fetches("/bytes/400000"),
+        1,
+        "the waiting clients were coalesced"
+    );
+    let stats = edge.cache_stats();
+    assert_eq!(stats["entries"], 0, "nothing stored: {stats}");
+    assert_eq!(stats["fills_in_progress"], 0, "{stats}");
+}
+
+/// A response of unknown length (chunked) that turns out larger than `max_object_size` still
+/// reaches the client whole, and is not stored.
+#[test]
+fn a_chunked_object_over_the_limit_passes_through_whole() {
+    let origin = Origin::start();
+    let edge = EdgeProc::start(origin.addr, "max_object_size = \"64KiB\"");
+    let expected = get(&origin.url("/bytes/300000"), &[]).unwrap().body;
+    for _ in 0..2 {
+        let r =
+            support::get_complete(&edge.url("/bytes/300000?cc=max-age%3D60&chunked=1")).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, expected);
+    }
+    assert_eq!(
+        origin.fetches("/bytes/300000"),
+        3,
+        "not stored: every request reaches the origin"
+    );
+    assert_eq!(edge.cache_stats()["entries"], 0);
+}

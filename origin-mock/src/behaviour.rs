@@ -1,6 +1,7 @@
 //! Per-request behaviour chosen by query parameters (`cc=`, `status=`,
 //! `delay_ms=`, `etag=`, `last_modified=`, `vary=`, `set_cookie=`,
-//! `expires=`, `age=`, `date=`, `header=`, `body=`).
+//! `expires=`, `age=`, `date=`, `header=`, `body=`, and the failure shapes `chunked=`,
+//! `abort_after=`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,12 @@ pub(crate) struct Behaviour {
     pub(crate) extra: Vec<(HeaderName, HeaderValue)>,
     /// `body=`: the body to send instead of the default.
     pub(crate) body: Option<Bytes>,
+    /// `chunked=1`: send the body without `Content-Length` (chunked), as a streaming origin
+    /// whose size is unknown would.
+    pub(crate) chunked: bool,
+    /// `abort_after=N`: announce the whole body, send its first `N` bytes, then drop the
+    /// connection, as an origin that dies mid-body would.
+    pub(crate) abort_after: Option<u64>,
 }
 
 fn value(param: &str, text: &str) -> Result<HeaderValue, BadRequest> {
@@ -125,6 +132,15 @@ fn extra_header(text: &str) -> Result<(HeaderName, HeaderValue), BadRequest> {
     Ok((name, value("header", val.trim())?))
 }
 
+/// `1`/`true` or `0`/`false`.
+fn flag(param: &str, text: &str) -> Result<bool, BadRequest> {
+    match text.trim() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(BadRequest(format!("{param}: must be 1 or 0"))),
+    }
+}
+
 impl Behaviour {
     /// Reads the behaviour from a raw (still URL-encoded) query string;
     /// relative dates are computed from `now`. Unknown parameters are ignored.
@@ -164,6 +180,13 @@ impl Behaviour {
                 }
                 "header" => behaviour.extra.push(extra_header(&text)?),
                 "body" => behaviour.body = Some(Bytes::from(text.into_owned())),
+                "chunked" => behaviour.chunked = flag("chunked", &text)?,
+                "abort_after" => {
+                    behaviour.abort_after =
+                        Some(text.trim().parse::<u64>().map_err(|_| {
+                            BadRequest("abort_after: must be a number of bytes".into())
+                        })?)
+                }
                 _ => {}
             }
         }
@@ -186,6 +209,15 @@ mod tests {
     fn header(query: &str, name: HeaderName) -> String {
         let b = parse(query).unwrap();
         b.headers.get(name).unwrap().to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn failure_shapes() {
+        let b = parse("chunked=1&abort_after=100").unwrap();
+        assert!(b.chunked);
+        assert_eq!(b.abort_after, Some(100));
+        assert!(parse("chunked=maybe").is_err());
+        assert!(parse("abort_after=-1").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! in [`CHUNK_SIZE`] pieces without ever holding it in memory.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -113,6 +114,91 @@ impl http_body::Body for GeneratedBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.end - self.pos)
+    }
+}
+
+/// A response body reshaped to imitate a misbehaving origin: its length hidden (so it goes out
+/// chunked), or cut off after some bytes with an error (so the connection is dropped).
+pub(crate) struct ShapedBody {
+    inner: axum::body::Body,
+    hide_length: bool,
+    abort_after: Option<u64>,
+    sent: u64,
+    /// Started once the cut-off is reached: the error is raised only after it, so the bytes
+    /// before the cut are really flushed to the client first.
+    abort_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// How long an aborting body waits, after its last bytes, before dropping the connection.
+const ABORT_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl ShapedBody {
+    pub(crate) fn new(
+        inner: axum::body::Body,
+        hide_length: bool,
+        abort_after: Option<u64>,
+    ) -> Self {
+        Self {
+            inner,
+            hide_length,
+            abort_after,
+            sent: 0,
+            abort_timer: None,
+        }
+    }
+}
+
+impl http_body::Body for ShapedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if let Some(limit) = this.abort_after {
+            if this.sent >= limit {
+                let timer = this
+                    .abort_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(ABORT_FLUSH)));
+                return match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        Poll::Ready(Some(Err(axum::Error::new("origin-mock: aborted mid-body"))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(mut data) => {
+                    if let Some(limit) = this.abort_after {
+                        let room = usize::try_from(limit - this.sent).unwrap_or(usize::MAX);
+                        data.truncate(room);
+                    }
+                    this.sent += data.len() as u64;
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Poll::Ready(None) if this.abort_after.is_some_and(|l| this.sent < l) => {
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.abort_after.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.hide_length {
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
     }
 }
 

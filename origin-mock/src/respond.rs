@@ -16,7 +16,7 @@ use http::{HeaderMap, Method, StatusCode};
 use rand::Rng;
 
 use crate::behaviour::{BadRequest, Behaviour};
-use crate::body::GeneratedBody;
+use crate::body::{GeneratedBody, ShapedBody};
 use crate::range::RangeOutcome;
 use crate::{conditional, range, Shared};
 
@@ -273,9 +273,17 @@ fn answer(
         headers.remove(CONTENT_TYPE);
         return response(status, headers, Body::empty());
     }
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    if !behaviour.chunked {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
     let body = if head {
         Body::empty()
+    } else if behaviour.chunked || behaviour.abort_after.is_some() {
+        Body::new(ShapedBody::new(
+            content.body(0, len),
+            behaviour.chunked,
+            behaviour.abort_after,
+        ))
     } else {
         content.body(0, len)
     };

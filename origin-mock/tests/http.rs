@@ -567,3 +567,30 @@ fn bad_input_gives_400() {
     // The server is still healthy.
     assert_eq!(server.get("/bytes/3").body.len(), 3);
 }
+
+#[test]
+fn chunked_hides_the_length() {
+    let server = Server::default();
+    let reply = server.get("/bytes/100000?chunked=1");
+    assert_eq!(reply.status, 200);
+    assert!(reply.header("content-length").is_none());
+    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(reply.body, origin_mock::body_bytes("/bytes/100000", 100000));
+}
+
+#[test]
+fn abort_after_drops_the_connection_mid_body() {
+    let server = Server::default();
+    let resp = server
+        .request("GET", "/bytes/100000?abort_after=30000")
+        .call()
+        .expect("the header arrives");
+    assert_eq!(resp.header("content-length"), Some("100000"));
+    let mut body = Vec::new();
+    let read = std::io::Read::read_to_end(&mut resp.into_reader(), &mut body);
+    assert!(
+        read.is_err() || body.len() < 100000,
+        "the body must be cut short"
+    );
+    assert!(body.len() <= 30000, "{}", body.len());
+}

@@ -288,6 +288,29 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Resp
     }
 }
 
+/// A GET whose body must arrive complete: a connection cut mid-body is an error.
+pub fn get_complete(url: &str) -> Result<Resp, String> {
+    let r = agent().get(url).call().map_err(|e| e.to_string())?;
+    let status = r.status();
+    let declared: Option<usize> = r.header("content-length").and_then(|v| v.parse().ok());
+    let cache_status = r.header("cache-status").unwrap_or("").to_string();
+    let mut body = Vec::new();
+    r.into_reader()
+        .read_to_end(&mut body)
+        .map_err(|e| format!("body cut short after {} bytes: {e}", body.len()))?;
+    if declared.is_some_and(|d| d != body.len()) {
+        return Err(format!(
+            "body of {} bytes, {declared:?} declared",
+            body.len()
+        ));
+    }
+    Ok(Resp {
+        status,
+        headers: vec![("cache-status".into(), cache_status)],
+        body,
+    })
+}
+
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Resp, String> {
     request("GET", url, headers)
 }

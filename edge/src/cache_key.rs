@@ -46,9 +46,16 @@ pub fn request_host(req: &RequestHeader) -> Option<&str> {
 }
 
 fn normalised_host(host: &str) -> String {
-    let host = host.trim().to_ascii_lowercase();
-    let host = host.strip_suffix(":80").unwrap_or(&host);
-    host.strip_suffix('.').unwrap_or(host).to_string()
+    let mut host = host.trim().to_ascii_lowercase();
+    // Until nothing changes, so that a normalised host normalises to itself (`a.:80.` → `a`).
+    loop {
+        let stripped = host.trim_end_matches('.');
+        let stripped = stripped.strip_suffix(":80").unwrap_or(stripped);
+        if stripped.len() == host.len() {
+            return host;
+        }
+        host.truncate(stripped.len());
+    }
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -101,6 +108,7 @@ mod tests {
         assert_eq!(normalised_url("WWW.Example.com", "/a"), "www.example.com/a");
         assert_eq!(normalised_url("example.com:80", "/a"), "example.com/a");
         assert_eq!(normalised_url("example.com.", "/a"), "example.com/a");
+        assert_eq!(normalised_url("example.com.:80.", "/a"), "example.com/a");
         assert_eq!(
             normalised_url("example.com:8080", "/a"),
             "example.com:8080/a"
@@ -116,6 +124,38 @@ mod tests {
         assert_eq!(normalised_url("h", "/%zz/%4"), "h/%zz/%4");
         assert_eq!(normalised_url("h", "/%"), "h/%");
         assert_eq!(normalised_url("h", "/é%41"), "h/éA");
+    }
+
+    proptest::proptest! {
+        /// Normalising twice changes nothing more than normalising once.
+        #[test]
+        fn normalisation_is_idempotent(host in "[A-Za-z0-9.:-]{0,20}", path in "/[ -~]{0,40}") {
+            let once = normalised_url(&host, &path);
+            let (h, p) = once.split_at(once.find('/').unwrap_or(once.len()));
+            proptest::prop_assert_eq!(normalised_url(h, p), once.clone());
+        }
+
+        /// Spelling an escape in upper or lower case, or escaping an unreserved character,
+        /// never changes the key.
+        #[test]
+        fn escape_spelling_does_not_matter(path in "/[a-zA-Z0-9._~/-]{0,30}") {
+            let escaped: String = path
+                .bytes()
+                .map(|b| if b == b'/' { "/".to_string() } else { format!("%{b:02x}") })
+                .collect();
+            proptest::prop_assert_eq!(normalised_url("h", &escaped), normalised_url("h", &path));
+            proptest::prop_assert_eq!(
+                normalised_url("h", &escaped.to_uppercase()),
+                normalised_url("h", &path)
+            );
+        }
+
+        /// Different hosts never share a key, whatever the paths.
+        #[test]
+        fn hosts_are_kept_apart(a in "[a-z]{1,8}", b in "[a-z]{1,8}", p in "/[ -~]{0,20}", q in "/[ -~]{0,20}") {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(normalised_url(&a, &p), normalised_url(&b, &q));
+        }
     }
 
     #[test]

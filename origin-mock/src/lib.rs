@@ -8,6 +8,9 @@
 //! * Query parameters shape the response: `cc=`, `status=`, `delay_ms=`,
 //!   `etag=`, `last_modified=`, `vary=`, `set_cookie=`, `expires=`, `age=`,
 //!   `date=`, `header=Name:Value` (repeatable) and `body=`.
+//! * Failure shapes: `chunked=1` sends the body without `Content-Length`;
+//!   `abort_after=N` announces the whole body, sends `N` bytes, then drops the
+//!   connection (an origin dying mid-body).
 //! * Conditional requests (`If-None-Match`, `If-Modified-Since`) get 304, and
 //!   single byte ranges get 206/416 (`If-Range` honoured).
 //! * `GET /__stats` reports request counts as JSON and `POST /__reset`

@@ -404,3 +404,30 @@ fn a_chunked_object_over_the_limit_passes_through_whole() {
     );
     assert_eq!(edge.cache_stats()["entries"], 0);
 }
+
+#[test]
+fn the_clients_host_passes_through_unless_the_pool_overrides_it() {
+    let (origin, edge) = setup();
+    get(&edge.url("/host-a"), &[("host", "www.example.com")]).unwrap();
+    assert_eq!(origin.from_host("www.example.com"), 1);
+
+    let origin = Origin::start();
+    let edge = EdgeProc::start_with(origin.addr, "host = \"origin.example.net\"", "");
+    get(&edge.url("/host-b"), &[("host", "www.example.com")]).unwrap();
+    assert_eq!(origin.from_host("origin.example.net"), 1);
+    assert_eq!(origin.from_host("www.example.com"), 0);
+}
+
+#[test]
+fn a_slow_origin_hits_the_read_timeout() {
+    let origin = Origin::start();
+    let edge = EdgeProc::start_with(origin.addr, "read_timeout = \"300ms\"", "");
+    let started = std::time::Instant::now();
+    let r = get(&edge.url("/slow?delay_ms=3000"), &[]).unwrap();
+    assert!(r.status == 504 || r.status == 502, "status {}", r.status);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -11,6 +11,7 @@
 //! assert_eq!(normalised_url("Example.COM:80", "/%7euser/a%2fb?q=%41"), "example.com/~user/a%2Fb?q=A");
 //! ```
 
+use pingora_cache::key::CacheHashKey;
 use pingora_cache::CacheKey;
 use pingora_http::RequestHeader;
 
@@ -34,7 +35,12 @@ pub fn for_request(req: &RequestHeader) -> CacheKey {
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
-    CacheKey::new(normalised_url(host, pq), "")
+    let mut key = CacheKey::new(normalised_url(host, pq), "");
+    // pingora hashes the primary key (blake2) every time it asks for it (lookup, lock,
+    // predictor, storage); hash it once here and hand the result back each time.
+    let hash = key.primary_bin();
+    key.set_primary_bin_override(hash);
+    key
 }
 
 /// The host a request is for: the `Host` header, else the authority of an absolute URI.

@@ -45,6 +45,44 @@ pub struct EdgeProxy {
     pub metrics: Arc<EdgeMetrics>,
     /// Whether to write an access log line per request.
     pub access_log: bool,
+    /// Header values computed once: `Via` and the `Cache-Status` of outcomes without a TTL.
+    pub headers: FixedHeaders,
+}
+
+/// Response header values that do not change from request to request, built once so the hit
+/// path does not format them each time.
+pub struct FixedHeaders {
+    via: http::HeaderValue,
+    cache_status: Vec<http::HeaderValue>,
+}
+
+impl FixedHeaders {
+    /// The fixed values for an edge named `name` (a valid token, checked by config validation).
+    pub fn new(name: &str) -> Self {
+        let value = |s: String| {
+            http::HeaderValue::from_str(&s)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("cdn-edge"))
+        };
+        Self {
+            via: value(format!("1.1 {name}")),
+            cache_status: CacheOutcome::ALL
+                .iter()
+                .map(|o| value(o.header_value(name, None)))
+                .collect(),
+        }
+    }
+
+    /// `Via` with this edge appended (RFC 9110 section 7.6.3: a proxy must send it, both ways).
+    fn via(&self, headers: &http::HeaderMap) -> http::HeaderValue {
+        match headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
+            Some(prior) => http::HeaderValue::from_str(&format!(
+                "{prior}, {}",
+                self.via.to_str().unwrap_or("")
+            ))
+            .unwrap_or_else(|_| self.via.clone()),
+            None => self.via.clone(),
+        }
+    }
 }
 
 /// What the edge remembers about one request between phases.
@@ -69,6 +107,10 @@ impl EdgeProxy {
 #[async_trait]
 impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
+
+    /// No downstream modules: the edge does not compress, and an idle module still costs a pass
+    /// over every response.
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
@@ -174,7 +216,8 @@ impl ProxyHttp for EdgeProxy {
             };
             upstream.insert_header("x-forwarded-for", xff)?;
         }
-        upstream.insert_header(http::header::VIA, via(&upstream.headers, &self.name))
+        let via = self.headers.via(&upstream.headers);
+        upstream.insert_header(http::header::VIA, via)
     }
 
     async fn upstream_response_filter(
@@ -205,11 +248,16 @@ impl ProxyHttp for EdgeProxy {
             }
             _ => None,
         };
-        resp.insert_header(
-            "cache-status",
-            ctx.outcome.header_value(&self.name, fresh_until),
-        )?;
-        resp.insert_header(http::header::VIA, via(&resp.headers, &self.name))
+        let cache_status = match fresh_until {
+            Some(_) => {
+                http::HeaderValue::from_str(&ctx.outcome.header_value(&self.name, fresh_until))
+                    .map_err(|e| Error::because(ErrorType::InternalError, "bad Cache-Status", e))?
+            }
+            None => self.headers.cache_status[ctx.outcome.index()].clone(),
+        };
+        resp.insert_header("cache-status", cache_status)?;
+        let via = self.headers.via(&resp.headers);
+        resp.insert_header(http::header::VIA, via)
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
@@ -237,14 +285,5 @@ impl ProxyHttp for EdgeProxy {
                 error: error.map(|e| e.to_string()),
             });
         }
-    }
-}
-
-/// `Via` with this edge appended (RFC 9110 section 7.6.3: a proxy must, in both directions).
-fn via(headers: &http::HeaderMap, name: &str) -> String {
-    let ours = format!("1.1 {name}");
-    match headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ours}"),
-        None => ours,
     }
 }

@@ -5,7 +5,7 @@
 use crate::admin::AdminApi;
 use crate::freshness::FreshnessPolicy;
 use crate::metrics::EdgeMetrics;
-use crate::proxy::{EdgeProxy, UncacheablePredictor};
+use crate::proxy::{EdgeProxy, FixedHeaders, UncacheablePredictor};
 use crate::storage::CacheStorage;
 use crate::upstream::OriginPool;
 use cdn_config::EdgeConfig;
@@ -36,6 +36,10 @@ impl Edge {
         let grace = config.shutdown_grace.get();
         let conf = ServerConf {
             threads,
+            // Measured both ways (benches/README.md): thread-per-core runtimes let one
+            // descheduled thread stall all its connections (p99 4 to 62 ms under wrk on two
+            // cores); work stealing keeps p99 at about 2.7 ms and serves more requests.
+            work_stealing: true,
             grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
             graceful_shutdown_timeout_seconds: Some(5),
             // Each edge gets its own paths so that several can run on one machine.
@@ -78,6 +82,7 @@ impl Edge {
             origins: OriginPool::from_config(&config.pool, &config.origins),
             metrics: metrics.clone(),
             access_log: config.access_log,
+            headers: FixedHeaders::new(&config.name),
         };
         let mut proxy_service =
             pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "edge proxy");

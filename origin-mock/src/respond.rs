@@ -146,7 +146,12 @@ pub(crate) async fn mock(State(shared): State<Arc<Shared>>, request: Request) ->
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     let path_and_query = parts.uri.path_and_query().map_or(path, |pq| pq.as_str());
-    shared.stats.record(path, path_and_query);
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    shared.stats.record(path, path_and_query, host);
     tracing::debug!(method = %parts.method, uri = %parts.uri, "origin-mock request");
 
     // Read the request body (bounded) so the connection can be reused.

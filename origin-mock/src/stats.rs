@@ -14,6 +14,9 @@ pub(crate) struct Snapshot {
     pub(crate) paths: BTreeMap<String, u64>,
     /// Per raw path and query, as received.
     pub(crate) requests: BTreeMap<String, u64>,
+    /// Per `Host` header value as received (`""` when absent), so tests can see which host
+    /// a proxy sent.
+    pub(crate) hosts: BTreeMap<String, u64>,
 }
 
 /// Shared request counters; the lock is held only to bump or copy counts.
@@ -39,12 +42,13 @@ impl Stats {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts one request for `path` (no query) and `path_and_query` (raw).
-    pub(crate) fn record(&self, path: &str, path_and_query: &str) {
+    /// Counts one request for `path` (no query), `path_and_query` (raw) and `host`.
+    pub(crate) fn record(&self, path: &str, path_and_query: &str, host: &str) {
         let mut inner = self.lock();
         inner.total += 1;
         bump(&mut inner.paths, path);
         bump(&mut inner.requests, path_and_query);
+        bump(&mut inner.hosts, host);
     }
 
     /// A copy of the current counts.
@@ -65,15 +69,17 @@ mod tests {
     #[test]
     fn counts_and_resets() {
         let stats = Stats::default();
-        stats.record("/x", "/x?a=1");
-        stats.record("/x", "/x");
-        stats.record("/y", "/y");
+        stats.record("/x", "/x?a=1", "h");
+        stats.record("/x", "/x", "h");
+        stats.record("/y", "/y", "");
         let snap = stats.snapshot();
         assert_eq!(snap.total, 3);
         assert_eq!(snap.paths["/x"], 2);
         assert_eq!(snap.paths["/y"], 1);
         assert_eq!(snap.requests["/x?a=1"], 1);
         assert_eq!(snap.requests["/x"], 1);
+        assert_eq!(snap.hosts["h"], 2);
+        assert_eq!(snap.hosts[""], 1);
         let json = serde_json::to_value(&snap).unwrap();
         assert_eq!(json["total"], 3);
         assert_eq!(json["paths"]["/x"], 2);

@@ -157,6 +157,13 @@ impl Origin {
         v["paths"][path].as_u64().unwrap_or(0)
     }
 
+    /// Requests origin-mock received with this `Host` header.
+    pub fn from_host(&self, host: &str) -> u64 {
+        let stats = get(&self.url("/__stats"), &[]).expect("origin stats");
+        let v: serde_json::Value = serde_json::from_slice(&stats.body).expect("stats json");
+        v["hosts"][host].as_u64().unwrap_or(0)
+    }
+
     pub fn total(&self) -> u64 {
         let stats = get(&self.url("/__stats"), &[]).expect("origin stats");
         let v: serde_json::Value = serde_json::from_slice(&stats.body).expect("stats json");
@@ -175,13 +182,23 @@ pub struct EdgeProc {
 impl EdgeProc {
     /// An edge in front of `origin`; `cache_toml` goes under `[edge.cache]`.
     pub fn start(origin: SocketAddr, cache_toml: &str) -> EdgeProc {
+        Self::start_with(
+            origin,
+            "connect_timeout = \"1s\"\nread_timeout = \"5s\"",
+            cache_toml,
+        )
+    }
+
+    /// An edge in front of `origin` with `pool_toml` under `[edge.pool]` and `cache_toml`
+    /// under `[edge.cache]`.
+    pub fn start_with(origin: SocketAddr, pool_toml: &str, cache_toml: &str) -> EdgeProc {
         let dir = scratch();
         for _ in 0..3 {
             let addr = free_addr();
             let admin = free_addr();
             let config = format!(
                 "[edge]\nlisten = [\"{addr}\"]\nthreads = 2\n[edge.admin]\nlisten = \"{admin}\"\n\
-                 [[edge.origins]]\naddress = \"{origin}\"\n[edge.pool]\nconnect_timeout = \"1s\"\nread_timeout = \"5s\"\n\
+                 [[edge.origins]]\naddress = \"{origin}\"\n[edge.pool]\n{pool_toml}\n\
                  [edge.cache]\n{cache_toml}\n"
             );
             let path = dir.path().join("edge.toml");

@@ -66,12 +66,44 @@ pub struct StorageStats {
 
 /// Pingora cache storage on moka, bounded in bytes, with streaming partial writes.
 pub struct CacheStorage {
-    objects: Cache<HashBinary, Arc<StoredObject>>,
+    objects: Cache<HashBinary, Arc<StoredObject>, PrehashedKey>,
     fills: &'static FillMap,
     next_fill: AtomicU64,
     counters: Arc<Counters>,
     max_bytes: u64,
     max_object_size: u64,
+}
+
+/// Keys are already 128-bit blake2 hashes (pingora's `combined_bin`), so moka can use their
+/// first eight bytes as the hash instead of running SipHash over them again.
+#[derive(Clone, Default)]
+struct PrehashedKey;
+
+/// The hasher of [`PrehashedKey`].
+#[derive(Default)]
+struct PrehashedKeyHasher(u64);
+
+impl std::hash::BuildHasher for PrehashedKey {
+    type Hasher = PrehashedKeyHasher;
+    fn build_hasher(&self) -> PrehashedKeyHasher {
+        PrehashedKeyHasher(0)
+    }
+}
+
+impl std::hash::Hasher for PrehashedKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // The array's length prefix arrives through `write_usize`; the key bytes through here.
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+    }
+
+    fn write_usize(&mut self, _len: usize) {}
 }
 
 /// moka's per-entry expiry: an entry lives until its freshness and stale windows are over.
@@ -137,7 +169,7 @@ impl CacheStorage {
                     RemovalCause::Explicit | RemovalCause::Replaced => {}
                 }
             })
-            .build();
+            .build_with_hasher(PrehashedKey);
         Self {
             objects,
             fills: Box::leak(Box::new(FillMap::new())),

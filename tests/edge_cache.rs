@@ -409,13 +409,13 @@ fn a_chunked_object_over_the_limit_passes_through_whole() {
 fn the_clients_host_passes_through_unless_the_pool_overrides_it() {
     let (origin, edge) = setup();
     get(&edge.url("/host-a"), &[("host", "www.example.com")]).unwrap();
-    assert_eq!(origin.from_host("www.example.com"), 1);
+    assert_eq!(origin.requests_with_host("www.example.com"), 1);
 
     let origin = Origin::start();
     let edge = EdgeProc::start_with(origin.addr, "host = \"origin.example.net\"", "");
     get(&edge.url("/host-b"), &[("host", "www.example.com")]).unwrap();
-    assert_eq!(origin.from_host("origin.example.net"), 1);
-    assert_eq!(origin.from_host("www.example.com"), 0);
+    assert_eq!(origin.requests_with_host("origin.example.net"), 1);
+    assert_eq!(origin.requests_with_host("www.example.com"), 0);
 }
 
 #[test]

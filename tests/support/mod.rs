@@ -158,7 +158,7 @@ impl Origin {
     }
 
     /// Requests origin-mock received with this `Host` header.
-    pub fn from_host(&self, host: &str) -> u64 {
+    pub fn requests_with_host(&self, host: &str) -> u64 {
         let stats = get(&self.url("/__stats"), &[]).expect("origin stats");
         let v: serde_json::Value = serde_json::from_slice(&stats.body).expect("stats json");
         v["hosts"][host].as_u64().unwrap_or(0)

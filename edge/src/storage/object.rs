@@ -202,28 +202,6 @@ impl ObjectHit {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_joined_into_segments_without_losing_bytes() {
-        let data: Vec<u8> = (0..3 * SEGMENT + 123).map(|i| (i % 251) as u8).collect();
-        for piece in [1000, 16 * 1024, SEGMENT - 1, SEGMENT, 2 * SEGMENT] {
-            let chunks: Vec<Bytes> = data.chunks(piece).map(Bytes::copy_from_slice).collect();
-            let joined = coalesce(chunks);
-            assert!(joined.iter().all(|c| !c.is_empty()));
-            assert!(
-                joined.len() <= 4 + usize::from(piece > SEGMENT),
-                "{piece}: {}",
-                joined.len()
-            );
-            assert_eq!(joined.concat(), data, "piece {piece}");
-        }
-        assert!(coalesce(vec![Bytes::new(), Bytes::new()]).is_empty());
-    }
-}
-
 #[async_trait::async_trait]
 impl HandleHit for ObjectHit {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
@@ -278,5 +256,27 @@ impl HandleHit for ObjectHit {
 
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_joined_into_segments_without_losing_bytes() {
+        let data: Vec<u8> = (0..3 * SEGMENT + 123).map(|i| (i % 251) as u8).collect();
+        for piece in [1000, 16 * 1024, SEGMENT - 1, SEGMENT, 2 * SEGMENT] {
+            let chunks: Vec<Bytes> = data.chunks(piece).map(Bytes::copy_from_slice).collect();
+            let joined = coalesce(chunks);
+            assert!(joined.iter().all(|c| !c.is_empty()));
+            assert!(
+                joined.len() <= 4 + usize::from(piece > SEGMENT),
+                "{piece}: {}",
+                joined.len()
+            );
+            assert_eq!(joined.concat(), data, "piece {piece}");
+        }
+        assert!(coalesce(vec![Bytes::new(), Bytes::new()]).is_empty());
     }
 }

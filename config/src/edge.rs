@@ -32,7 +32,8 @@ pub struct EdgeConfig {
     /// How the edge talks to its origins.
     #[serde(default)]
     pub pool: PoolConfig,
-    /// The origins the edge fetches from (at least one). Requests are spread over them in turn.
+    /// The origins the edge fetches from (at least one). Requests are spread over them by
+    /// `pool.policy`.
     #[serde(default)]
     pub origins: Vec<OriginConfig>,
     /// The cache: size, eviction, freshness defaults.
@@ -52,6 +53,7 @@ impl Default for EdgeConfig {
             pool: PoolConfig::default(),
             origins: vec![OriginConfig {
                 address: crate::DEFAULT_ORIGIN_MOCK_LISTEN,
+                weight: 1,
                 host: None,
             }],
             cache: CacheConfig::default(),
@@ -77,10 +79,34 @@ impl Default for AdminConfig {
     }
 }
 
-/// Connection settings shared by every origin of the pool.
+/// How the edge spreads requests over its origins, and how it talks to them: selection
+/// policy, timeouts and retries, shared by every origin of the pool.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
+    /// Which origin a request goes to: `"round_robin"` (smooth weighted round robin),
+    /// `"random"` (weighted random), `"least_conn"` (fewest requests in flight per unit of
+    /// weight), `"p2c"` (power of two choices: the less loaded of two weighted random origins,
+    /// load scaled by each origin's latency EWMA) or `"consistent_hash"` (a Ketama ring over
+    /// `hash_key`: each origin sees a stable slice of the URL space). Default: `"round_robin"`.
+    #[serde(default)]
+    pub policy: PoolPolicy,
+    /// What `consistent_hash` hashes: `"cache_key"` (the request's normalised URL, so each
+    /// origin or parent cache holds its own slice of the objects) or `"client"` (the client's
+    /// IP address: a client sticks to one origin). Ignored by the other policies.
+    /// Default: `"cache_key"`.
+    #[serde(default)]
+    pub hash_key: HashKey,
+    /// Ring points per unit of origin weight for `consistent_hash` (nginx uses 160); more
+    /// points spread keys more evenly and cost memory. 1 to 1000. Default: `160`.
+    #[serde(default = "default_vnodes")]
+    pub vnodes: u32,
+    /// Bounded loads for `consistent_hash` (Mirrokni et al.): a key whose origin already has
+    /// `bounded_load ×` the average number of requests in flight goes to the next origin on
+    /// the ring instead. At least 1.0, e.g. `1.25`. Unset: keys always go to their own origin.
+    /// Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounded_load: Option<f64>,
     /// How long to wait for a TCP connection to an origin. Default: `"2s"`.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
@@ -88,6 +114,27 @@ pub struct PoolConfig {
     /// body). Default: `"30s"`.
     #[serde(default = "default_read_timeout")]
     pub read_timeout: HumanDuration,
+    /// Bound on a whole exchange with one origin (connect, response header, body). No single
+    /// wait lasts longer than this, and the exchange is aborted when a piece of the response
+    /// arrives after it. A response header that comes too late counts as a timeout (retried
+    /// like one). Unset: no bound beyond `connect_timeout` and `read_timeout`. Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_timeout: Option<HumanDuration>,
+    /// How long an idle keep-alive connection to an origin is kept for reuse. Default: `"60s"`.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Tries per request, the first included (1 = never retry; at most 10). A request is
+    /// retried only if its method is idempotent (never a `POST`), no byte of the response has
+    /// reached the client, and the origin failed to connect, timed out or answered 502, 503 or
+    /// 504; each retry goes to an origin not tried yet, after a short jittered back-off.
+    /// Default: `3`.
+    #[serde(default = "default_max_tries")]
+    pub max_tries: u32,
+    /// Share of the requests in flight that may be retries at once (0.0 to 1.0), so that a
+    /// failing pool is not hit by a retry storm. At least 3 retries may always be in flight, so
+    /// that retries still happen at low traffic. Default: `0.2`.
+    #[serde(default = "default_retry_budget")]
+    pub retry_budget: f64,
     /// `Host` header sent to every origin of the pool instead of the client's. Unset: the
     /// client's `Host` passes through (or an origin's own `host`). Default: unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,19 +144,60 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
+            policy: PoolPolicy::default(),
+            hash_key: HashKey::default(),
+            vnodes: default_vnodes(),
+            bounded_load: None,
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
+            total_timeout: None,
+            idle_timeout: default_idle_timeout(),
+            max_tries: default_max_tries(),
+            retry_budget: default_retry_budget(),
             host: None,
         }
     }
+}
+
+/// How a pool chooses an origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolPolicy {
+    /// Smooth weighted round robin.
+    #[default]
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Fewest requests in flight per unit of weight, ties at random.
+    LeastConn,
+    /// Power of two choices, load weighed by latency.
+    P2c,
+    /// Consistent hashing of `hash_key` on a Ketama ring.
+    ConsistentHash,
+}
+
+/// What consistent hashing hashes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashKey {
+    /// The request's cache key (normalised host, path and query).
+    #[default]
+    CacheKey,
+    /// The client's IP address.
+    Client,
 }
 
 /// One origin server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginConfig {
-    /// `IP:port` of the origin (plain HTTP/1.1). Required.
+    /// `IP:port` of the origin (plain HTTP/1.1). Required; each origin has its own.
     pub address: SocketAddr,
+    /// Relative share of the requests (0 to 1000): an origin of weight 2 gets twice the
+    /// requests of one of weight 1 (for `consistent_hash`, twice the keys). `0` drains it: it
+    /// gets no requests. At least one origin needs a weight above 0. Default: `1`.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
     /// `Host` header for this origin, overriding the pool's and the client's. Default: unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -184,6 +272,21 @@ fn default_connect_timeout() -> HumanDuration {
 }
 fn default_read_timeout() -> HumanDuration {
     HumanDuration::from_secs(30)
+}
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_vnodes() -> u32 {
+    160
+}
+fn default_max_tries() -> u32 {
+    3
+}
+fn default_retry_budget() -> f64 {
+    0.2
+}
+fn default_weight() -> u32 {
+    1
 }
 fn default_max_size() -> HumanSize {
     HumanSize::from_mib(512)

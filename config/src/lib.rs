@@ -17,7 +17,9 @@ mod origin_mock;
 mod units;
 mod validate;
 
-pub use edge::{AdminConfig, CacheConfig, EdgeConfig, Eviction, OriginConfig, PoolConfig};
+pub use edge::{
+    AdminConfig, CacheConfig, EdgeConfig, Eviction, HashKey, OriginConfig, PoolConfig, PoolPolicy,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use origin_mock::OriginMockConfig;
 pub use units::{HumanDuration, HumanSize};

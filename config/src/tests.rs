@@ -42,11 +42,7 @@ fn example_single_edge_is_the_embedded_default() {
 fn every_field_appears_in_the_default_file() {
     // Every field the types have must be shown (set or commented) in the default file, so the
     // file stays a complete reference.
-    let mut config = Config::embedded_default().unwrap();
-    let edge = config.edge.as_mut().unwrap();
-    edge.pool.host = Some("h".into());
-    edge.origins[0].host = Some("h".into());
-    let value = toml::Value::try_from(&config).unwrap();
+    let value = toml::Value::try_from(config_with_every_option()).unwrap();
     for path in crate::tests::field_paths(&value, "") {
         let leaf = path.rsplit('.').next().unwrap();
         assert!(
@@ -60,17 +56,24 @@ fn every_field_appears_in_the_default_file() {
 fn readme_config_reference_lists_every_field() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
-    let mut config = Config::embedded_default().unwrap();
-    let edge = config.edge.as_mut().unwrap();
-    edge.pool.host = Some("h".into());
-    edge.origins[0].host = Some("h".into());
-    let value = toml::Value::try_from(&config).unwrap();
+    let value = toml::Value::try_from(config_with_every_option()).unwrap();
     for field in field_paths(&value, "") {
         assert!(
             readme.contains(&format!("| `{field}` |")),
             "README.md's config reference lacks a row for `{field}`"
         );
     }
+}
+
+/// The embedded default with every optional field set, so that serialising it shows them all.
+fn config_with_every_option() -> Config {
+    let mut config = Config::embedded_default().unwrap();
+    let edge = config.edge.as_mut().unwrap();
+    edge.pool.host = Some("h".into());
+    edge.pool.bounded_load = Some(1.25);
+    edge.pool.total_timeout = Some(HumanDuration::from_secs(60));
+    edge.origins[0].host = Some("h".into());
+    config
 }
 
 /// Dotted paths of every leaf in a TOML value (arrays of tables use `[]`).
@@ -193,4 +196,122 @@ fn config_round_trips_through_toml() {
     let c = Config::embedded_default().unwrap();
     let again = Config::from_toml_str(&c.to_toml(), "again.toml").unwrap();
     assert_eq!(c, again);
+}
+
+#[test]
+fn example_origin_pool_parses() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/origin-pool.toml");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let edge = config.edge.expect("edge");
+    assert!(config.origin_mock.is_none());
+    assert_eq!(edge.pool.policy, PoolPolicy::ConsistentHash);
+    assert_eq!(edge.origins.len(), 3);
+    let ports: Vec<u16> = edge.origins.iter().map(|o| o.address.port()).collect();
+    assert_eq!(ports, vec![8091, 8092, 8093]);
+    assert_eq!(edge.listen, vec![DEFAULT_EDGE_LISTEN]);
+    assert_eq!(edge.admin.listen, DEFAULT_ADMIN_LISTEN);
+}
+
+#[test]
+fn pool_policies_and_options_parse() {
+    let c = Config::from_toml_str(
+        r#"
+[edge.pool]
+policy = "consistent_hash"
+hash_key = "client"
+vnodes = 40
+bounded_load = 1.25
+total_timeout = "10s"
+idle_timeout = "5s"
+max_tries = 1
+retry_budget = 0.0
+[[edge.origins]]
+address = "10.0.0.1:80"
+weight = 3
+[[edge.origins]]
+address = "10.0.0.2:80"
+weight = 0
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let pool = c.edge.as_ref().unwrap().pool.clone();
+    assert_eq!(pool.policy, PoolPolicy::ConsistentHash);
+    assert_eq!(pool.hash_key, HashKey::Client);
+    assert_eq!(pool.vnodes, 40);
+    assert_eq!(pool.bounded_load, Some(1.25));
+    assert_eq!(pool.total_timeout, Some(HumanDuration::from_secs(10)));
+    assert_eq!(pool.max_tries, 1);
+    assert_eq!(c.edge.unwrap().origins[0].weight, 3);
+    for (name, policy) in [
+        ("round_robin", PoolPolicy::RoundRobin),
+        ("random", PoolPolicy::Random),
+        ("least_conn", PoolPolicy::LeastConn),
+        ("p2c", PoolPolicy::P2c),
+    ] {
+        let c = Config::from_toml_str(
+            &format!(
+                "[edge.pool]\npolicy = \"{name}\"\n[[edge.origins]]\naddress = \"10.0.0.1:80\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.edge.unwrap().pool.policy, policy);
+    }
+    let e = errors("[edge.pool]\npolicy = \"fastest\"\n");
+    assert!(e[0].contains("edge.pool.policy"), "{}", e[0]);
+    assert!(e[0].contains("unknown variant `fastest`"), "{}", e[0]);
+}
+
+#[test]
+fn pool_validation_names_each_field() {
+    let e = errors(
+        r#"
+[edge.pool]
+policy = "round_robin"
+vnodes = 0
+bounded_load = 1.5
+total_timeout = "0s"
+idle_timeout = "0s"
+max_tries = 11
+retry_budget = 1.5
+[[edge.origins]]
+address = "10.0.0.1:80"
+weight = 1001
+[[edge.origins]]
+address = "10.0.0.1:80"
+"#,
+    );
+    let all = e.join("\n");
+    for needle in [
+        "edge.pool.vnodes: must be between 1 and 1000, got 0",
+        "edge.pool.bounded_load: only applies to policy = \"consistent_hash\"",
+        "edge.pool.total_timeout: must be more than 0s",
+        "edge.pool.idle_timeout: must be more than 0s",
+        "edge.pool.max_tries: must be between 1 (no retries) and 10, got 11",
+        "edge.pool.retry_budget: must be between 0.0 and 1.0, got 1.5",
+        "edge.origins[0].weight: must be between 0 and 1000, got 1001",
+        "edge.origins[1].address: 10.0.0.1:80 is already edge.origins[0]",
+    ] {
+        assert!(all.contains(needle), "missing {needle} in\n{all}");
+    }
+    assert_eq!(e.len(), 8, "{all}");
+
+    let e = errors(
+        "[edge.pool]\npolicy = \"consistent_hash\"\nbounded_load = 0.9\n[[edge.origins]]\naddress = \"10.0.0.1:80\"\nweight = 0\n",
+    );
+    let all = e.join("\n");
+    assert!(
+        all.contains("edge.pool.bounded_load: must be at least 1.0"),
+        "{all}"
+    );
+    assert!(
+        all.contains("edge.origins: every origin has weight 0"),
+        "{all}"
+    );
+
+    let e = errors(
+        "[edge.pool]\npolicy = \"consistent_hash\"\nvnodes = 1000\n[[edge.origins]]\naddress = \"10.0.0.1:80\"\nweight = 1000\n[[edge.origins]]\naddress = \"10.0.0.2:80\"\nweight = 1000\n",
+    );
+    assert!(e[0].contains("ring points"), "{}", e[0]);
 }

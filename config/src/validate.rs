@@ -1,11 +1,20 @@
 //! What serde cannot check: values that must fit together.
 
-use crate::{Config, EdgeConfig};
+use crate::{Config, EdgeConfig, PoolPolicy};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Objects above this cannot be weighed by the cache (moka weighs in `u32` units of 1 KiB).
 const MAX_OBJECT_SIZE_LIMIT: u64 = (u32::MAX as u64) << 10;
+
+/// Most tries per request (`edge.pool.max_tries`).
+const MAX_TRIES: u32 = 10;
+/// Largest origin weight (`edge.origins[].weight`).
+const MAX_WEIGHT: u32 = 1000;
+/// Most ring points per weight unit (`edge.pool.vnodes`).
+const MAX_VNODES: u32 = 1000;
+/// Most points on a consistent-hash ring (`vnodes` × total weight): 8 bytes each.
+const MAX_RING_POINTS: u64 = 1_000_000;
 
 /// Every problem as `(field path, message)`.
 pub(crate) fn problems(config: &Config) -> Vec<(String, String)> {
@@ -92,6 +101,7 @@ fn edge_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
             }
         }
     }
+    pool_problems(edge, out);
     if edge.pool.connect_timeout.get().is_zero() {
         out.push((
             "edge.pool.connect_timeout".into(),
@@ -131,6 +141,98 @@ fn edge_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
         out.push((
             "edge.cache.max_object_size".into(),
             format!("{} is larger than the 4TiB limit", cache.max_object_size),
+        ));
+    }
+}
+
+/// The selection policy, the retry settings and the origins' weights.
+fn pool_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
+    let pool = &edge.pool;
+    if !(1..=MAX_VNODES).contains(&pool.vnodes) {
+        out.push((
+            "edge.pool.vnodes".into(),
+            format!("must be between 1 and {MAX_VNODES}, got {}", pool.vnodes),
+        ));
+    }
+    if let Some(c) = pool.bounded_load {
+        if !(c >= 1.0 && c.is_finite()) {
+            out.push((
+                "edge.pool.bounded_load".into(),
+                format!("must be at least 1.0 (e.g. 1.25), got {c}"),
+            ));
+        } else if pool.policy != PoolPolicy::ConsistentHash {
+            out.push((
+                "edge.pool.bounded_load".into(),
+                "only applies to policy = \"consistent_hash\": remove it or change the policy"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(total) = pool.total_timeout {
+        if total.get().is_zero() {
+            out.push((
+                "edge.pool.total_timeout".into(),
+                "must be more than 0s (leave it unset for no bound)".into(),
+            ));
+        }
+    }
+    if pool.idle_timeout.get().is_zero() {
+        out.push((
+            "edge.pool.idle_timeout".into(),
+            "must be more than 0s".into(),
+        ));
+    }
+    if !(1..=MAX_TRIES).contains(&pool.max_tries) {
+        out.push((
+            "edge.pool.max_tries".into(),
+            format!(
+                "must be between 1 (no retries) and {MAX_TRIES}, got {}",
+                pool.max_tries
+            ),
+        ));
+    }
+    if !(0.0..=1.0).contains(&pool.retry_budget) {
+        out.push((
+            "edge.pool.retry_budget".into(),
+            format!("must be between 0.0 and 1.0, got {}", pool.retry_budget),
+        ));
+    }
+    let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+    for (i, origin) in edge.origins.iter().enumerate() {
+        if origin.weight > MAX_WEIGHT {
+            out.push((
+                format!("edge.origins[{i}].weight"),
+                format!("must be between 0 and {MAX_WEIGHT}, got {}", origin.weight),
+            ));
+        }
+        if let Some(&first) = seen.get(&origin.address) {
+            out.push((
+                format!("edge.origins[{i}].address"),
+                format!(
+                    "{} is already edge.origins[{first}]: list each origin once (use weight for a bigger share)",
+                    origin.address
+                ),
+            ));
+        } else {
+            seen.insert(origin.address, i);
+        }
+    }
+    if !edge.origins.is_empty() && edge.origins.iter().all(|o| o.weight == 0) {
+        out.push((
+            "edge.origins".into(),
+            "every origin has weight 0: at least one must be above 0 to get requests".into(),
+        ));
+    }
+    let total_weight: u64 = edge.origins.iter().map(|o| u64::from(o.weight)).sum();
+    if pool.policy == PoolPolicy::ConsistentHash
+        && u64::from(pool.vnodes) * total_weight > MAX_RING_POINTS
+    {
+        out.push((
+            "edge.pool.vnodes".into(),
+            format!(
+                "{} points per weight unit × total weight {total_weight} is more than {MAX_RING_POINTS} ring points: lower vnodes or the weights",
+                pool.vnodes
+            ),
         ));
     }
 }

@@ -17,6 +17,10 @@ pub struct AccessRecord<'a> {
     pub cache: CacheOutcome,
     /// Response body bytes sent.
     pub bytes: usize,
+    /// The origin that answered (or last failed), if one was asked.
+    pub origin: Option<&'a str>,
+    /// Origins tried (0 when served from cache).
+    pub tries: u32,
     /// Time the origin took to answer, if it was asked.
     pub upstream: Option<Duration>,
     /// Time from the request to the end of the response.
@@ -36,6 +40,8 @@ pub fn write(r: &AccessRecord<'_>) {
         status = r.status,
         cache = r.cache.as_str(),
         bytes = r.bytes,
+        origin = r.origin,
+        tries = r.tries,
         upstream_ms = upstream_ms,
         total_ms = r.total.as_secs_f64() * 1000.0,
         error = r.error.as_deref(),

@@ -3,7 +3,8 @@
 //! A request flows through the [`proxy::EdgeProxy`] phases in the order of DESIGN.md:
 //! [`request_check`] → cache key ([`cache_key`]) → cache lookup in [`storage`] (moka, bounded in
 //! bytes, LRU or TinyLFU) → on a miss, one origin fetch per key (pingora's cache lock) from the
-//! [`upstream`] pool → [`freshness`] decides whether to store → the body streams to the client
+//! [`upstream`] pool (chosen by policy, retried on another origin by [`retry`]'s rules) →
+//! [`freshness`] decides whether to store → the body streams to the client
 //! and into storage at once → [`cache_status`] labels the response, [`metrics`] and
 //! [`access_log`] record it. The [`admin`] API serves health, metrics and cache statistics.
 //!
@@ -20,6 +21,7 @@ pub mod freshness;
 pub mod metrics;
 pub mod proxy;
 pub mod request_check;
+pub mod retry;
 pub mod server;
 pub mod storage;
 pub mod upstream;

@@ -21,6 +21,8 @@ pub struct EdgeMetrics {
     body_bytes: IntCounter,
     origin_ok: IntCounter,
     origin_errors: IntCounter,
+    origin_requests: Vec<IntCounter>,
+    origin_retries: IntCounter,
     origin_latency: Histogram,
     in_flight: Arc<AtomicI64>,
     in_flight_gauge: IntGauge,
@@ -50,8 +52,9 @@ fn registered<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c:
 }
 
 impl EdgeMetrics {
-    /// Metrics of the edge named `edge` (a constant `edge` label on every series).
-    pub fn new(edge: &str) -> Self {
+    /// Metrics of the edge named `edge` (a constant `edge` label on every series) whose origins
+    /// are named `origins` (`IP:port`, in pool order).
+    pub fn new(edge: &str, origins: &[String]) -> Self {
         let registry = Registry::new_custom(
             Some("cdn_edge".into()),
             Some(
@@ -92,6 +95,17 @@ impl EdgeMetrics {
             )
             .expect("valid metric"),
         );
+        let per_origin = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "origin_requests_total",
+                    "Requests sent to each origin (every try counts)",
+                ),
+                &["origin"],
+            )
+            .expect("valid metric"),
+        );
         let gauge = |name: &str, help: &str| {
             registered(r, IntGauge::new(name, help).expect("valid metric"))
         };
@@ -111,6 +125,14 @@ impl EdgeMetrics {
             ),
             origin_ok: origin.with_label_values(&["ok"]),
             origin_errors: origin.with_label_values(&["error"]),
+            origin_requests: origins
+                .iter()
+                .map(|o| per_origin.with_label_values(&[o.as_str()]))
+                .collect(),
+            origin_retries: counter(
+                "origin_retries_total",
+                "Requests sent again, to another origin, after a failed try",
+            ),
             origin_latency: registered(
                 r,
                 Histogram::with_opts(
@@ -177,6 +199,18 @@ impl EdgeMetrics {
         }
     }
 
+    /// Counts a request sent to the origin at `index` in the pool.
+    pub fn origin_request(&self, index: usize) {
+        if let Some(c) = self.origin_requests.get(index) {
+            c.inc();
+        }
+    }
+
+    /// Counts a retry.
+    pub fn origin_retry(&self) {
+        self.origin_retries.inc();
+    }
+
     /// The Prometheus text exposition, with the cache's size and churn as of now.
     pub fn render(&self, cache: &StorageStats) -> String {
         self.in_flight_gauge.set(self.in_flight());
@@ -211,7 +245,11 @@ mod tests {
 
     #[test]
     fn every_metric_is_exported() {
-        let m = EdgeMetrics::new("e1");
+        let m = EdgeMetrics::new("e1", &["127.0.0.1:1".into(), "127.0.0.1:2".into()]);
+        m.origin_request(1);
+        m.origin_request(1);
+        m.origin_request(7);
+        m.origin_retry();
         m.request_done(CacheOutcome::Hit, 200, 1024);
         m.request_done(CacheOutcome::Miss, 404, 10);
         m.origin_fetch(Ok(Duration::from_millis(3)));
@@ -232,6 +270,9 @@ mod tests {
             r#"cdn_edge_response_body_bytes_total{edge="e1"} 1034"#,
             r#"cdn_edge_origin_fetches_total{result="error",edge="e1"} 1"#,
             r#"cdn_edge_origin_response_seconds_count{edge="e1"} 1"#,
+            r#"cdn_edge_origin_requests_total{origin="127.0.0.1:1",edge="e1"} 0"#,
+            r#"cdn_edge_origin_requests_total{origin="127.0.0.1:2",edge="e1"} 2"#,
+            r#"cdn_edge_origin_retries_total{edge="e1"} 1"#,
             r#"cdn_edge_requests_in_flight{edge="e1"} 1"#,
             r#"cdn_edge_cache_entries{edge="e1"} 3"#,
             r#"cdn_edge_cache_bytes{edge="e1"} 4096"#,

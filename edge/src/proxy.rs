@@ -7,15 +7,18 @@ use crate::cache_status::CacheOutcome;
 use crate::freshness::FreshnessPolicy;
 use crate::metrics::{EdgeMetrics, InFlight};
 use crate::request_check;
+use crate::retry::{self, Retrying};
 use crate::storage::CacheStorage;
 use crate::upstream::OriginPool;
 use async_trait::async_trait;
+use cdn_balance::InFlight as OriginInFlight;
+use cdn_config::HashKey;
 use http::Method;
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::predictor::Predictor;
 use pingora_cache::{CacheKey, CacheOptionOverrides, RespCacheable};
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_core::{Error, ErrorType, Result};
+use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 use std::sync::Arc;
@@ -89,7 +92,30 @@ impl FixedHeaders {
 pub struct RequestCtx {
     started: Instant,
     _in_flight: InFlight,
+    /// The origin of the current (or last) try.
     origin: Option<usize>,
+    /// Counts this request in flight to `origin` until the try ends: replaced by the next try,
+    /// dropped with the context after the logging phase.
+    origin_guard: Option<OriginInFlight>,
+    /// Origins that failed this request; its retries skip them.
+    failed: Vec<usize>,
+    /// Tries so far.
+    tries: u32,
+    /// What consistent hashing hashes for this request, computed at its first try.
+    hash_key: Option<String>,
+    /// This request's place in the retry budget, taken at its first retry.
+    retrying: Option<Retrying>,
+    /// A retry decision taken in `upstream_response_filter`, applied by `error_while_proxy`.
+    decided_retry: Option<bool>,
+    /// Whether the next try waits a back-off first.
+    backoff: bool,
+    /// Whether the one resend after a stale keep-alive connection has been used.
+    resent_on_stale_connection: bool,
+    /// Whether the current try's response header was let through to the client: from then
+    /// on nothing is retried.
+    header_passed: bool,
+    /// Whether the current try is counted in `origin_fetches_total` already.
+    try_counted: bool,
     origin_started: Option<Instant>,
     origin_elapsed: Option<Duration>,
     stored: bool,
@@ -101,6 +127,52 @@ impl EdgeProxy {
         let mut o = CacheOptionOverrides::default();
         o.wait_timeout = Some(self.lock_timeout);
         o
+    }
+
+    /// Counts a failed try in `origin_fetches_total`, once.
+    fn try_failed(&self, ctx: &mut RequestCtx) {
+        if ctx.origin_started.is_some() && !std::mem::replace(&mut ctx.try_counted, true) {
+            self.metrics.origin_fetch(Err(()));
+        }
+    }
+
+    /// Whether nothing forbids sending the request again: an idempotent method, a request body
+    /// still whole in pingora's retry buffer, and no response byte on its way to the client.
+    fn may_resend(session: &Session, ctx: &RequestCtx) -> bool {
+        session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && !ctx.header_passed
+            && session.response_written().is_none()
+    }
+
+    /// Decides whether a try that failed with a connect error, a timeout or a 502/503/504 is
+    /// retried on another origin (the rules in [`retry`]); if so, takes the request's place in
+    /// the retry budget, counts the retry and asks for a back-off before the next try.
+    fn may_retry(&self, session: &Session, ctx: &mut RequestCtx) -> bool {
+        if let Some(i) = ctx.origin {
+            if !ctx.failed.contains(&i) {
+                ctx.failed.push(i);
+            }
+        }
+        if !Self::may_resend(session, ctx)
+            || ctx.tries >= self.origins.max_tries()
+            || !self.origins.has_other(&ctx.failed)
+        {
+            return false;
+        }
+        if ctx.retrying.is_none() {
+            let in_flight = usize::try_from(self.metrics.in_flight()).unwrap_or(0);
+            match self.origins.retry_budget().try_start(in_flight) {
+                Some(place) => ctx.retrying = Some(place),
+                None => {
+                    tracing::debug!("retry budget spent: not retrying");
+                    return false;
+                }
+            }
+        }
+        ctx.backoff = true;
+        self.metrics.origin_retry();
+        true
     }
 }
 
@@ -117,6 +189,16 @@ impl ProxyHttp for EdgeProxy {
             started: Instant::now(),
             _in_flight: self.metrics.request_started(),
             origin: None,
+            origin_guard: None,
+            failed: Vec::new(),
+            tries: 0,
+            hash_key: None,
+            retrying: None,
+            decided_retry: None,
+            backoff: false,
+            resent_on_stale_connection: false,
+            header_passed: false,
+            try_counted: false,
             origin_started: None,
             origin_elapsed: None,
             stored: false,
@@ -178,16 +260,98 @@ impl ProxyHttp for EdgeProxy {
         Ok(decision)
     }
 
+    /// Chooses the origin of this try by the pool's policy, skipping origins that already
+    /// failed this request; a retry first waits its back-off.
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        // The previous try, if any, is over: it no longer counts as load on its origin.
+        ctx.origin_guard = None;
+        if std::mem::take(&mut ctx.backoff) {
+            tokio::time::sleep(retry::backoff(ctx.tries)).await;
+        }
+        if ctx.hash_key.is_none() {
+            ctx.hash_key = self.origins.hash_key().map(|kind| match kind {
+                HashKey::CacheKey => cache_key::request_url(session.req_header()),
+                HashKey::Client => session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        let key = ctx.hash_key.as_deref().unwrap_or("").as_bytes();
+        let pick = self.origins.pick(key, &ctx.failed).ok_or_else(|| {
+            Error::explain(ErrorType::ConnectNoRoute, "no origin left to try").into_up()
+        })?;
+        let index = pick.index();
+        ctx.origin = Some(index);
+        ctx.origin_guard = Some(pick.into_in_flight());
+        ctx.tries += 1;
         ctx.origin_started = Some(Instant::now());
-        ctx.origin = self.origins.pick();
-        ctx.origin
-            .and_then(|i| self.origins.peer(i))
+        ctx.origin_elapsed = None;
+        ctx.header_passed = false;
+        ctx.try_counted = false;
+        ctx.decided_retry = None;
+        self.metrics.origin_request(index);
+        self.origins
+            .peer(index)
             .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no origin configured"))
+    }
+
+    /// A connect error (refused, unreachable, connect timeout): retried on another origin if
+    /// the rules allow.
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        self.try_failed(ctx);
+        let retry = self.may_retry(session, ctx);
+        e.set_retry(retry);
+        e
+    }
+
+    /// An error during the exchange with an origin. Retried on another origin: a timeout
+    /// before the response header, and a 502/503/504 turned into an error by
+    /// `upstream_response_filter`. Resent once, to any origin: a request whose reused
+    /// keep-alive connection turned out closed (pingora's own rule). Nothing else.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        self.try_failed(ctx);
+        let timed_out = matches!(
+            e.etype(),
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+        ) && e.esource() == &ErrorSource::Upstream;
+        let retry = if let Some(decided) = ctx.decided_retry.take() {
+            decided
+        } else if timed_out {
+            self.may_retry(session, ctx)
+        } else {
+            e.retry.decide_reuse(client_reused);
+            let resend = e.retry()
+                && e.esource() == &ErrorSource::Upstream
+                && !ctx.resent_on_stale_connection
+                && Self::may_resend(session, ctx);
+            if resend {
+                ctx.resent_on_stale_connection = true;
+                self.metrics.origin_retry();
+            }
+            resend
+        };
+        e.set_retry(retry);
+        e
     }
 
     async fn upstream_request_filter(
@@ -220,18 +384,71 @@ impl ProxyHttp for EdgeProxy {
         upstream.insert_header(http::header::VIA, via)
     }
 
+    /// Records the origin's time to response header (metrics, and the latency EWMA that `p2c`
+    /// weighs), and turns a 502/503/504, or a header later than `total_timeout`, into an error
+    /// that pingora retries on another origin when the rules allow. Nothing has been sent to
+    /// the client at this point: pingora calls this before caching or forwarding the header.
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
-        _upstream: &mut ResponseHeader,
+        session: &mut Session,
+        upstream: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if upstream.status.is_informational() {
+            return Ok(());
+        }
         if let Some(started) = ctx.origin_started {
             let elapsed = started.elapsed();
             ctx.origin_elapsed = Some(elapsed);
+            ctx.try_counted = true;
             self.metrics.origin_fetch(Ok(elapsed));
+            if let Some(guard) = &ctx.origin_guard {
+                guard.record_latency(elapsed);
+            }
+            if let Some(total) = self.origins.timeouts().total.filter(|t| elapsed > *t) {
+                let retry = self.may_retry(session, ctx);
+                ctx.decided_retry = Some(retry);
+                let mut e = Error::explain(
+                    ErrorType::ReadTimedout,
+                    format!("response header after {elapsed:?}, over total_timeout {total:?}"),
+                );
+                e.set_retry(retry);
+                return Err(e.into_up());
+            }
         }
+        let status = upstream.status.as_u16();
+        if retry::retryable_status(status) && self.may_retry(session, ctx) {
+            ctx.decided_retry = Some(true);
+            let mut e = Error::explain(
+                ErrorType::HTTPStatus(status),
+                format!("origin answered {status}: retrying on another origin"),
+            );
+            e.set_retry(true);
+            return Err(e.into_up());
+        }
+        ctx.header_passed = true;
         Ok(())
+    }
+
+    /// Ends an exchange that runs past `total_timeout` (checked as each piece of body arrives;
+    /// the read timeout, capped at the total, bounds each wait).
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let (Some(total), Some(started)) = (self.origins.timeouts().total, ctx.origin_started) {
+            if started.elapsed() > total {
+                return Err(Error::explain(
+                    ErrorType::ReadTimedout,
+                    format!("response body still coming after total_timeout {total:?}"),
+                )
+                .into_up());
+            }
+        }
+        Ok(None)
     }
 
     /// Adds `Cache-Status` (RFC 9211) and `Via` to every response.
@@ -262,8 +479,8 @@ impl ProxyHttp for EdgeProxy {
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        if error.is_some() && ctx.origin_started.is_some() && ctx.origin_elapsed.is_none() {
-            self.metrics.origin_fetch(Err(()));
+        if error.is_some() {
+            self.try_failed(ctx);
         }
         let bytes = session.body_bytes_sent();
         self.metrics.request_done(ctx.outcome, status, bytes);
@@ -280,6 +497,11 @@ impl ProxyHttp for EdgeProxy {
                 status,
                 cache: ctx.outcome,
                 bytes,
+                origin: ctx
+                    .origin
+                    .and_then(|i| self.origins.origin(i))
+                    .map(|o| o.name.as_str()),
+                tries: ctx.tries,
                 upstream: ctx.origin_elapsed,
                 total: ctx.started.elapsed(),
                 error: error.map(|e| e.to_string()),

@@ -42,6 +42,10 @@ impl Edge {
             work_stealing: true,
             grace_period_seconds: Some(grace.as_secs() + u64::from(grace.subsec_nanos() > 0)),
             graceful_shutdown_timeout_seconds: Some(5),
+            // pingora's cap on tries per request (its loop counts tries, not retries). Ours is
+            // `max_tries` (enforced by the proxy); the one extra lets pingora resend a request
+            // whose reused keep-alive connection turned out closed.
+            max_retries: config.pool.max_tries as usize + 1,
             // Each edge gets its own paths so that several can run on one machine.
             pid_file: std::env::temp_dir()
                 .join(format!("cdn-edge-{}.pid", std::process::id()))
@@ -67,7 +71,9 @@ impl Edge {
         let predictor: &'static UncacheablePredictor = Box::leak(Box::new(
             UncacheablePredictor::new(PREDICTOR_SHARD_CAPACITY, None),
         ));
-        let metrics = Arc::new(EdgeMetrics::new(&config.name));
+        let origins = OriginPool::from_config(&config.pool, &config.origins);
+        let origin_names: Vec<String> = origins.origins().iter().map(|o| o.name.clone()).collect();
+        let metrics = Arc::new(EdgeMetrics::new(&config.name, &origin_names));
 
         let proxy = EdgeProxy {
             name: config.name.clone(),
@@ -79,7 +85,7 @@ impl Edge {
                 default_ttl: cache.default_ttl.get(),
                 max_object_size: cache.max_object_size.bytes(),
             },
-            origins: OriginPool::from_config(&config.pool, &config.origins),
+            origins,
             metrics: metrics.clone(),
             access_log: config.access_log,
             headers: FixedHeaders::new(&config.name),

@@ -164,6 +164,22 @@ impl Origin {
         v["hosts"][host].as_u64().unwrap_or(0)
     }
 
+    /// Requests origin-mock received for paths starting with `prefix`.
+    pub fn fetches_under(&self, prefix: &str) -> u64 {
+        let stats = get(&self.url("/__stats"), &[]).expect("origin stats");
+        let v: serde_json::Value = serde_json::from_slice(&stats.body).expect("stats json");
+        v["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(prefix))
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
     pub fn total(&self) -> u64 {
         let stats = get(&self.url("/__stats"), &[]).expect("origin stats");
         let v: serde_json::Value = serde_json::from_slice(&stats.body).expect("stats json");
@@ -192,13 +208,32 @@ impl EdgeProc {
     /// An edge in front of `origin` with `pool_toml` under `[edge.pool]` and `cache_toml`
     /// under `[edge.cache]`.
     pub fn start_with(origin: SocketAddr, pool_toml: &str, cache_toml: &str) -> EdgeProc {
+        Self::start_pool(&[origin], pool_toml, cache_toml)
+    }
+
+    /// An edge in front of the pool `origins` (one `[[edge.origins]]` each, weight 1).
+    pub fn start_pool(origins: &[SocketAddr], pool_toml: &str, cache_toml: &str) -> EdgeProc {
+        let weighted: Vec<(SocketAddr, u32)> = origins.iter().map(|&a| (a, 1)).collect();
+        Self::start_weighted(&weighted, pool_toml, cache_toml)
+    }
+
+    /// An edge in front of the pool `origins`, each with its weight.
+    pub fn start_weighted(
+        origins: &[(SocketAddr, u32)],
+        pool_toml: &str,
+        cache_toml: &str,
+    ) -> EdgeProc {
+        let origins_toml: String = origins
+            .iter()
+            .map(|(a, w)| format!("[[edge.origins]]\naddress = \"{a}\"\nweight = {w}\n"))
+            .collect();
         let dir = scratch();
         for _ in 0..3 {
             let addr = free_addr();
             let admin = free_addr();
             let config = format!(
                 "[edge]\nlisten = [\"{addr}\"]\nthreads = 2\n[edge.admin]\nlisten = \"{admin}\"\n\
-                 [[edge.origins]]\naddress = \"{origin}\"\n[edge.pool]\n{pool_toml}\n\
+                 {origins_toml}[edge.pool]\n{pool_toml}\n\
                  [edge.cache]\n{cache_toml}\n"
             );
             let path = dir.path().join("edge.toml");
@@ -232,6 +267,23 @@ impl EdgeProc {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
+    }
+
+    /// The admin API's Prometheus text.
+    pub fn metrics(&self) -> String {
+        let r = get(&self.admin_url("/metrics"), &[]).expect("metrics");
+        String::from_utf8(r.body).expect("metrics text")
+    }
+
+    /// The value of the series whose line starts with `series` (name and labels as printed),
+    /// 0 if absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
     }
 
     pub fn cache_stats(&self) -> serde_json::Value {

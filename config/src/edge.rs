@@ -139,6 +139,9 @@ pub struct PoolConfig {
     /// client's `Host` passes through (or an origin's own `host`). Default: unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Active health checks of every origin of the pool.
+    #[serde(default)]
+    pub health: HealthConfig,
 }
 
 impl Default for PoolConfig {
@@ -155,8 +158,69 @@ impl Default for PoolConfig {
             max_tries: default_max_tries(),
             retry_budget: default_retry_budget(),
             host: None,
+            health: HealthConfig::default(),
         }
     }
+}
+
+/// Active health checks: every `interval`, each origin is probed (all at once, each bounded by
+/// `timeout`); `fall` failed probes in a row take it out of the pool, `rise` good ones in a row
+/// bring it back. An origin starts healthy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Whether origins are probed. Off: every origin counts as healthy. Default: `false`.
+    #[serde(default)]
+    pub enabled: bool,
+    /// `"http"` (a `GET` of `path`, good if the status is `expected_status`) or `"tcp"` (good
+    /// if a TCP connection opens). Default: `"http"`.
+    #[serde(default)]
+    pub kind: HealthCheckKind,
+    /// Path the HTTP check asks for (starts with `/`). Default: `"/"`.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    /// Time between two rounds of probes. Default: `"1s"`.
+    #[serde(default = "default_health_interval")]
+    pub interval: HumanDuration,
+    /// Bound on one probe (connect, request, status line). At most `interval`.
+    /// Default: `"500ms"`.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: HumanDuration,
+    /// Good probes in a row that bring an unhealthy origin back (1 to 100). Default: `2`.
+    #[serde(default = "default_rise_fall")]
+    pub rise: u32,
+    /// Failed probes in a row that take a healthy origin out (1 to 100). Default: `2`.
+    #[serde(default = "default_rise_fall")]
+    pub fall: u32,
+    /// The status a good HTTP check answers (100 to 599). Unset: any 2xx. Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_status: Option<u16>,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            kind: HealthCheckKind::default(),
+            path: default_health_path(),
+            interval: default_health_interval(),
+            timeout: default_health_timeout(),
+            rise: default_rise_fall(),
+            fall: default_rise_fall(),
+            expected_status: None,
+        }
+    }
+}
+
+/// How an origin is probed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckKind {
+    /// An HTTP/1.1 `GET` whose status must be the expected one.
+    #[default]
+    Http,
+    /// A TCP connection that must open.
+    Tcp,
 }
 
 /// How a pool chooses an origin.
@@ -284,6 +348,18 @@ fn default_max_tries() -> u32 {
 }
 fn default_retry_budget() -> f64 {
     0.2
+}
+fn default_health_path() -> String {
+    "/".to_string()
+}
+fn default_health_interval() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_health_timeout() -> HumanDuration {
+    HumanDuration::from_millis(500)
+}
+fn default_rise_fall() -> u32 {
+    2
 }
 fn default_weight() -> u32 {
     1

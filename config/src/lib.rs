@@ -18,7 +18,8 @@ mod units;
 mod validate;
 
 pub use edge::{
-    AdminConfig, CacheConfig, EdgeConfig, Eviction, HashKey, OriginConfig, PoolConfig, PoolPolicy,
+    AdminConfig, CacheConfig, EdgeConfig, Eviction, HashKey, HealthCheckKind, HealthConfig,
+    OriginConfig, PoolConfig, PoolPolicy,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use origin_mock::OriginMockConfig;

@@ -73,6 +73,7 @@ fn config_with_every_option() -> Config {
     edge.pool.bounded_load = Some(1.25);
     edge.pool.total_timeout = Some(HumanDuration::from_secs(60));
     edge.origins[0].host = Some("h".into());
+    edge.pool.health.expected_status = Some(200);
     config
 }
 
@@ -210,6 +211,8 @@ fn example_origin_pool_parses() {
     assert_eq!(ports, vec![8091, 8092, 8093]);
     assert_eq!(edge.listen, vec![DEFAULT_EDGE_LISTEN]);
     assert_eq!(edge.admin.listen, DEFAULT_ADMIN_LISTEN);
+    assert!(edge.pool.health.enabled);
+    assert_eq!(edge.pool.health.interval, HumanDuration::from_secs(1));
 }
 
 #[test]
@@ -314,4 +317,87 @@ address = "10.0.0.1:80"
         "[edge.pool]\npolicy = \"consistent_hash\"\nvnodes = 1000\n[[edge.origins]]\naddress = \"10.0.0.1:80\"\nweight = 1000\n[[edge.origins]]\naddress = \"10.0.0.2:80\"\nweight = 1000\n",
     );
     assert!(e[0].contains("ring points"), "{}", e[0]);
+}
+
+#[test]
+fn health_checks_default_off_and_parse() {
+    let h = HealthConfig::default();
+    assert!(!h.enabled);
+    assert_eq!(h.kind, HealthCheckKind::Http);
+    assert_eq!(h.path, "/");
+    assert_eq!(h.interval, HumanDuration::from_secs(1));
+    assert_eq!(h.timeout, HumanDuration::from_millis(500));
+    assert_eq!((h.rise, h.fall), (2, 2));
+    assert_eq!(h.expected_status, None);
+    let c = Config::from_toml_str(
+        r#"
+[edge.pool.health]
+enabled = true
+kind = "tcp"
+path = "/health"
+interval = "200ms"
+timeout = "100ms"
+rise = 3
+fall = 1
+expected_status = 204
+[[edge.origins]]
+address = "10.0.0.1:80"
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let h = c.edge.unwrap().pool.health;
+    assert!(h.enabled);
+    assert_eq!(h.kind, HealthCheckKind::Tcp);
+    assert_eq!(h.path, "/health");
+    assert_eq!(h.interval, HumanDuration::from_millis(200));
+    assert_eq!(h.timeout, HumanDuration::from_millis(100));
+    assert_eq!((h.rise, h.fall), (3, 1));
+    assert_eq!(h.expected_status, Some(204));
+}
+
+#[test]
+fn health_validation_names_each_field() {
+    let e = errors(
+        r#"
+[edge.pool.health]
+kind = "udp"
+[[edge.origins]]
+address = "10.0.0.1:80"
+"#,
+    );
+    assert!(e[0].contains("edge.pool.health.kind"), "{}", e[0]);
+    let e = errors(
+        r#"
+[edge.pool.health]
+path = "health"
+interval = "1ms"
+timeout = "0s"
+rise = 0
+fall = 101
+expected_status = 42
+[[edge.origins]]
+address = "10.0.0.1:80"
+"#,
+    );
+    let all = e.join("\n");
+    for needle in [
+        "edge.pool.health.path: \"health\" is not a request path",
+        "edge.pool.health.interval: must be at least 10ms",
+        "edge.pool.health.timeout: must be more than 0s",
+        "edge.pool.health.rise: must be between 1 and 100, got 0",
+        "edge.pool.health.fall: must be between 1 and 100, got 101",
+        "edge.pool.health.expected_status: 42 is not an HTTP status",
+    ] {
+        assert!(all.contains(needle), "missing {needle} in\n{all}");
+    }
+    assert_eq!(e.len(), 6, "{all}");
+    let e = errors(
+        "[edge.pool.health]\ninterval = \"1s\"\ntimeout = \"2s\"\n[[edge.origins]]\naddress = \"10.0.0.1:80\"\n",
+    );
+    assert!(
+        e[0].contains("edge.pool.health.timeout: 2s is longer than edge.pool.health.interval"),
+        "{}",
+        e[0]
+    );
 }

@@ -3,6 +3,7 @@
 use crate::{Config, EdgeConfig, PoolPolicy};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Objects above this cannot be weighed by the cache (moka weighs in `u32` units of 1 KiB).
 const MAX_OBJECT_SIZE_LIMIT: u64 = (u32::MAX as u64) << 10;
@@ -15,6 +16,9 @@ const MAX_WEIGHT: u32 = 1000;
 const MAX_VNODES: u32 = 1000;
 /// Most points on a consistent-hash ring (`vnodes` × total weight): 8 bytes each.
 const MAX_RING_POINTS: u64 = 1_000_000;
+
+/// Most probes in a row for `edge.pool.health.rise` and `fall`.
+const MAX_RISE_FALL: u32 = 100;
 
 /// Every problem as `(field path, message)`.
 pub(crate) fn problems(config: &Config) -> Vec<(String, String)> {
@@ -197,6 +201,7 @@ fn pool_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
             format!("must be between 0.0 and 1.0, got {}", pool.retry_budget),
         ));
     }
+    health_problems(edge, out);
     let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
     for (i, origin) in edge.origins.iter().enumerate() {
         if origin.weight > MAX_WEIGHT {
@@ -234,6 +239,51 @@ fn pool_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
                 pool.vnodes
             ),
         ));
+    }
+}
+
+/// The active health checks (`edge.pool.health`).
+fn health_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
+    let health = &edge.pool.health;
+    let field = |name: &str| format!("edge.pool.health.{name}");
+    if !health.path.starts_with('/') || !health.path.bytes().all(|b| b.is_ascii_graphic()) {
+        out.push((
+            field("path"),
+            format!(
+                "{:?} is not a request path: start it with / and use no spaces or control characters",
+                health.path
+            ),
+        ));
+    }
+    if health.interval.get() < Duration::from_millis(10) {
+        out.push((field("interval"), "must be at least 10ms".into()));
+    }
+    if health.timeout.get().is_zero() {
+        out.push((field("timeout"), "must be more than 0s".into()));
+    } else if health.timeout.get() > health.interval.get() {
+        out.push((
+            field("timeout"),
+            format!(
+                "{} is longer than edge.pool.health.interval ({}): a probe must end before the next round",
+                health.timeout, health.interval
+            ),
+        ));
+    }
+    for (name, n) in [("rise", health.rise), ("fall", health.fall)] {
+        if !(1..=MAX_RISE_FALL).contains(&n) {
+            out.push((
+                field(name),
+                format!("must be between 1 and {MAX_RISE_FALL}, got {n}"),
+            ));
+        }
+    }
+    if let Some(status) = health.expected_status {
+        if !(100..=599).contains(&status) {
+            out.push((
+                field("expected_status"),
+                format!("{status} is not an HTTP status (100 to 599)"),
+            ));
+        }
     }
 }
 

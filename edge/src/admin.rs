@@ -1,9 +1,12 @@
-//! The admin API: `GET /healthz`, `GET /metrics` (Prometheus text), `GET /cache/stats` (JSON).
+//! The admin API: `GET /healthz`, `GET /metrics` (Prometheus text), `GET /cache/stats` (JSON),
+//! `GET /origins` (JSON: each origin's health, load and latency, and its health check counters).
 //!
 //! It listens on its own address (`[edge.admin] listen`), apart from client traffic.
 
+use crate::health::HealthStates;
 use crate::metrics::EdgeMetrics;
 use crate::storage::CacheStorage;
+use crate::upstream::OriginPool;
 use async_trait::async_trait;
 use http::{header, Method, Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
@@ -18,6 +21,40 @@ pub struct AdminApi {
     pub metrics: Arc<EdgeMetrics>,
     /// The edge's cache.
     pub storage: &'static CacheStorage,
+    /// The origin pool.
+    pub origins: Arc<OriginPool>,
+    /// The health check counters, when health checks are on.
+    pub health: Option<Arc<HealthStates>>,
+}
+
+impl AdminApi {
+    /// `GET /origins`: one object per origin, in config order.
+    fn origins(&self) -> serde_json::Value {
+        let snapshot = self.origins.balancer().snapshot();
+        let backends = snapshot.backends();
+        self.origins
+            .origins()
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let mut entry = serde_json::json!({
+                    "address": o.name,
+                    "host": o.host,
+                    "weight": backends.get(i).map(|b| b.weight),
+                    "healthy": backends.get(i).is_some_and(|b| b.healthy),
+                    "in_flight": snapshot.in_flight(i).unwrap_or(0),
+                    // Microsecond precision is plenty.
+                    "latency_ms": snapshot
+                        .latency(i)
+                        .map(|l| (l.as_secs_f64() * 1e6).round() / 1000.0),
+                });
+                if let Some(checks) = self.health.as_ref().and_then(|h| h.get(i)) {
+                    entry["checks"] = serde_json::to_value(checks).unwrap_or_default();
+                }
+                entry
+            })
+            .collect()
+    }
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -71,10 +108,11 @@ impl ServeHttp for AdminApi {
                 StatusCode::OK,
                 &serde_json::to_value(self.storage.stats()).unwrap_or_default(),
             ),
+            "/origins" => json(StatusCode::OK, &self.origins()),
             _ => json(
                 StatusCode::NOT_FOUND,
                 &serde_json::json!({"error": format!("no such endpoint: {path}"),
-                    "endpoints": ["/healthz", "/metrics", "/cache/stats"]}),
+                    "endpoints": ["/healthz", "/metrics", "/cache/stats", "/origins"]}),
             ),
         }
     }

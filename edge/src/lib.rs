@@ -18,6 +18,7 @@ pub mod admin;
 pub mod cache_key;
 pub mod cache_status;
 pub mod freshness;
+pub mod health;
 pub mod metrics;
 pub mod proxy;
 pub mod request_check;

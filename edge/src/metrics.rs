@@ -6,8 +6,8 @@
 use crate::cache_status::CacheOutcome;
 use crate::storage::StorageStats;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +23,8 @@ pub struct EdgeMetrics {
     origin_errors: IntCounter,
     origin_requests: Vec<IntCounter>,
     origin_retries: IntCounter,
+    origin_healthy: Vec<IntGauge>,
+    origin_health_changes: Vec<IntCounter>,
     origin_latency: Histogram,
     in_flight: Arc<AtomicI64>,
     in_flight_gauge: IntGauge,
@@ -106,6 +108,28 @@ impl EdgeMetrics {
             )
             .expect("valid metric"),
         );
+        let healthy = registered(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "origin_healthy",
+                    "Whether each origin is in the pool (1) or out after failed health checks (0)",
+                ),
+                &["origin"],
+            )
+            .expect("valid metric"),
+        );
+        let health_changes = registered(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "origin_health_changes_total",
+                    "Times each origin went down or came back up by health checks",
+                ),
+                &["origin"],
+            )
+            .expect("valid metric"),
+        );
         let gauge = |name: &str, help: &str| {
             registered(r, IntGauge::new(name, help).expect("valid metric"))
         };
@@ -128,6 +152,18 @@ impl EdgeMetrics {
             origin_requests: origins
                 .iter()
                 .map(|o| per_origin.with_label_values(&[o.as_str()]))
+                .collect(),
+            origin_healthy: origins
+                .iter()
+                .map(|o| {
+                    let g = healthy.with_label_values(&[o.as_str()]);
+                    g.set(1);
+                    g
+                })
+                .collect(),
+            origin_health_changes: origins
+                .iter()
+                .map(|o| health_changes.with_label_values(&[o.as_str()]))
                 .collect(),
             origin_retries: counter(
                 "origin_retries_total",
@@ -206,6 +242,16 @@ impl EdgeMetrics {
         }
     }
 
+    /// Records that the origin at `index` went up (`healthy`) or down.
+    pub fn origin_health(&self, index: usize, healthy: bool) {
+        if let Some(g) = self.origin_healthy.get(index) {
+            g.set(i64::from(healthy));
+        }
+        if let Some(c) = self.origin_health_changes.get(index) {
+            c.inc();
+        }
+    }
+
     /// Counts a retry.
     pub fn origin_retry(&self) {
         self.origin_retries.inc();
@@ -250,6 +296,7 @@ mod tests {
         m.origin_request(1);
         m.origin_request(7);
         m.origin_retry();
+        m.origin_health(0, false);
         m.request_done(CacheOutcome::Hit, 200, 1024);
         m.request_done(CacheOutcome::Miss, 404, 10);
         m.origin_fetch(Ok(Duration::from_millis(3)));
@@ -273,6 +320,9 @@ mod tests {
             r#"cdn_edge_origin_requests_total{origin="127.0.0.1:1",edge="e1"} 0"#,
             r#"cdn_edge_origin_requests_total{origin="127.0.0.1:2",edge="e1"} 2"#,
             r#"cdn_edge_origin_retries_total{edge="e1"} 1"#,
+            r#"cdn_edge_origin_healthy{origin="127.0.0.1:1",edge="e1"} 0"#,
+            r#"cdn_edge_origin_healthy{origin="127.0.0.1:2",edge="e1"} 1"#,
+            r#"cdn_edge_origin_health_changes_total{origin="127.0.0.1:1",edge="e1"} 1"#,
             r#"cdn_edge_requests_in_flight{edge="e1"} 1"#,
             r#"cdn_edge_cache_entries{edge="e1"} 3"#,
             r#"cdn_edge_cache_bytes{edge="e1"} 4096"#,

@@ -20,7 +20,7 @@ use pingora_cache::{CacheKey, CacheOptionOverrides, RespCacheable};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::{ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -42,8 +42,10 @@ pub struct EdgeProxy {
     pub lock_timeout: Duration,
     /// What may be stored and for how long.
     pub freshness: FreshnessPolicy,
-    /// Where misses are fetched from.
-    pub origins: OriginPool,
+    /// Where misses are fetched from (shared with the health checker and the admin API).
+    pub origins: Arc<OriginPool>,
+    /// `Retry-After` of the 503 answered when no origin is left (health check interval).
+    pub retry_after: http::HeaderValue,
     /// The edge's metrics.
     pub metrics: Arc<EdgeMetrics>,
     /// Whether to write an access log line per request.
@@ -120,6 +122,8 @@ pub struct RequestCtx {
     origin_elapsed: Option<Duration>,
     stored: bool,
     outcome: CacheOutcome,
+    /// Whether this request found no origin left to try (answered 503 with `Retry-After`).
+    no_origin: bool,
 }
 
 impl EdgeProxy {
@@ -203,6 +207,7 @@ impl ProxyHttp for EdgeProxy {
             origin_elapsed: None,
             stored: false,
             outcome: CacheOutcome::Bypass,
+            no_origin: false,
         }
     }
 
@@ -283,9 +288,14 @@ impl ProxyHttp for EdgeProxy {
             });
         }
         let key = ctx.hash_key.as_deref().unwrap_or("").as_bytes();
-        let pick = self.origins.pick(key, &ctx.failed).ok_or_else(|| {
-            Error::explain(ErrorType::ConnectNoRoute, "no origin left to try").into_up()
-        })?;
+        // Every origin down (health checks) or already failed: a 503, answered at once by
+        // `fail_to_proxy`, unless pingora serves a stale copy (the error is the upstream's).
+        let Some(pick) = self.origins.pick(key, &ctx.failed) else {
+            ctx.no_origin = true;
+            return Err(
+                Error::explain(ErrorType::HTTPStatus(503), "no origin left to try").into_up(),
+            );
+        };
         let index = pick.index();
         ctx.origin = Some(index);
         ctx.origin_guard = Some(pick.into_in_flight());
@@ -475,6 +485,52 @@ impl ProxyHttp for EdgeProxy {
         resp.insert_header("cache-status", cache_status)?;
         let via = self.headers.via(&resp.headers);
         resp.insert_header(http::header::VIA, via)
+    }
+
+    /// pingora's error response (the status from the error type: 502 for an upstream error,
+    /// 400 or nothing for a downstream one, 500 otherwise), plus `Retry-After` on the 503 of a
+    /// request that found no origin left.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code == 503 && ctx.no_origin {
+            let written = async {
+                let mut resp = ResponseHeader::build(503, Some(4))?;
+                resp.insert_header(http::header::RETRY_AFTER, self.retry_after.clone())?;
+                resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+                resp.insert_header(http::header::CACHE_CONTROL, "private, no-store")?;
+                session
+                    .as_downstream_mut()
+                    .write_error_response(resp, bytes::Bytes::new())
+                    .await
+            }
+            .await;
+            if let Err(e) = written {
+                tracing::error!("failed to send error response to downstream: {e}");
+            }
+        } else if code > 0 {
+            if let Err(e) = session.respond_error(code).await {
+                tracing::error!("failed to send error response to downstream: {e}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {

@@ -1,9 +1,11 @@
 //! Assembles an edge from its config: the storage, the proxy service on the client listeners,
-//! and the admin service, hosted by one pingora [`Server`] that handles signals (SIGTERM:
+//! the admin service and, when `[edge.pool.health]` is enabled, the health checker (a
+//! background service), hosted by one pingora [`Server`] that handles signals (SIGTERM:
 //! graceful stop after `shutdown_grace`; SIGINT: immediate stop).
 
 use crate::admin::AdminApi;
 use crate::freshness::FreshnessPolicy;
+use crate::health::{HealthChecker, HealthStates};
 use crate::metrics::EdgeMetrics;
 use crate::proxy::{EdgeProxy, FixedHeaders, UncacheablePredictor};
 use crate::storage::CacheStorage;
@@ -12,6 +14,7 @@ use cdn_config::EdgeConfig;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use std::sync::Arc;
 
@@ -71,9 +74,21 @@ impl Edge {
         let predictor: &'static UncacheablePredictor = Box::leak(Box::new(
             UncacheablePredictor::new(PREDICTOR_SHARD_CAPACITY, None),
         ));
-        let origins = OriginPool::from_config(&config.pool, &config.origins);
+        let origins = Arc::new(OriginPool::from_config(&config.pool, &config.origins));
         let origin_names: Vec<String> = origins.origins().iter().map(|o| o.name.clone()).collect();
         let metrics = Arc::new(EdgeMetrics::new(&config.name, &origin_names));
+        let health = &config.pool.health;
+        let health_states = health
+            .enabled
+            .then(|| Arc::new(HealthStates::new(origin_names.len())));
+        // A client that finds no origin left is told to come back after the next round of
+        // health checks (whole seconds, at least 1).
+        let retry_after = if health.enabled {
+            let interval = health.interval.get();
+            (interval.as_secs() + u64::from(interval.subsec_nanos() > 0)).max(1)
+        } else {
+            1
+        };
 
         let proxy = EdgeProxy {
             name: config.name.clone(),
@@ -85,7 +100,8 @@ impl Edge {
                 default_ttl: cache.default_ttl.get(),
                 max_object_size: cache.max_object_size.bytes(),
             },
-            origins,
+            origins: origins.clone(),
+            retry_after: retry_after.into(),
             metrics: metrics.clone(),
             access_log: config.access_log,
             headers: FixedHeaders::new(&config.name),
@@ -98,8 +114,10 @@ impl Edge {
 
         let admin = AdminApi {
             name: config.name.clone(),
-            metrics,
+            metrics: metrics.clone(),
             storage,
+            origins: origins.clone(),
+            health: health_states.clone(),
         };
         let mut admin_service = Service::new("edge admin".to_string(), admin);
         admin_service.add_tcp(&config.admin.listen.to_string());
@@ -107,6 +125,11 @@ impl Edge {
 
         server.add_service(proxy_service);
         server.add_service(admin_service);
+        if let Some(states) = health_states {
+            // One thread of its own: probes never wait behind client traffic.
+            let checker = HealthChecker::new(health, origins, states, metrics);
+            server.add_service(background_service("origin health checks", checker));
+        }
         Self { server, storage }
     }
 

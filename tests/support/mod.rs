@@ -106,6 +106,18 @@ fn wait_ready(proc: &mut Proc, url: &str, limit: Duration) -> bool {
     false
 }
 
+/// Polls until `addr` accepts a TCP connection, or `limit` passes.
+fn wait_listening(addr: SocketAddr, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 /// A scratch directory removed at drop.
 pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
@@ -144,6 +156,36 @@ impl Origin {
             }
         }
         panic!("origin-mock did not start");
+    }
+
+    /// An origin-mock on `addr` (e.g. one that replaces a stopped origin): the bind is retried
+    /// for up to 5 s while the port is still being released.
+    pub fn start_at(addr: SocketAddr, extra: &[&str]) -> Origin {
+        let dir = scratch();
+        let listen = addr.to_string();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut args = vec!["origin", "--listen", &listen];
+            args.extend_from_slice(extra);
+            let mut proc = Proc::spawn("origin", &args, dir.path().join("origin.log"));
+            if wait_ready(
+                &mut proc,
+                &format!("http://{addr}/__stats"),
+                Duration::from_secs(10),
+            ) {
+                return Origin {
+                    proc,
+                    addr,
+                    _dir: dir,
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "origin-mock could not listen on {addr}:\n{}",
+                proc.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -244,11 +286,13 @@ impl EdgeProc {
                 &["edge", "--config", &path_s],
                 dir.path().join("edge.log"),
             );
+            // The admin API may answer a moment before the proxy listener accepts.
             if wait_ready(
                 &mut proc,
                 &format!("http://{admin}/healthz"),
                 Duration::from_secs(20),
-            ) {
+            ) && wait_listening(addr, Duration::from_secs(5))
+            {
                 return EdgeProc {
                     proc,
                     addr,
@@ -284,6 +328,13 @@ impl EdgeProc {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
+    }
+
+    /// The admin API's `GET /origins`.
+    pub fn origins(&self) -> Vec<serde_json::Value> {
+        let r = get(&self.admin_url("/origins"), &[]).expect("origins");
+        assert_eq!(r.status, 200);
+        serde_json::from_slice(&r.body).expect("origins json")
     }
 
     pub fn cache_stats(&self) -> serde_json::Value {

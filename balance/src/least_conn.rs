@@ -61,12 +61,11 @@ pub(crate) fn pick(snap: &Snapshot, exclude: &[usize]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inflight::{BackendState, InFlight};
+    use crate::inflight::InFlight;
     use crate::snapshot::Backend;
 
     fn snap(backends: Vec<Backend>) -> Snapshot {
-        let states = backends.iter().map(|b| BackendState::new(&b.id)).collect();
-        Snapshot::new(backends.into(), states, None, None)
+        Snapshot::for_tests(backends)
     }
 
     fn hold(s: &Snapshot, i: usize, n: usize) -> Vec<InFlight> {

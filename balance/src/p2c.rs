@@ -45,13 +45,12 @@ pub(crate) fn pick(snap: &Snapshot, exclude: &[usize], use_latency: bool) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inflight::{BackendState, InFlight};
+    use crate::inflight::InFlight;
     use crate::snapshot::Backend;
     use std::time::Duration;
 
     fn snap(backends: Vec<Backend>) -> Snapshot {
-        let states = backends.iter().map(|b| BackendState::new(&b.id)).collect();
-        Snapshot::new(backends.into(), states, None, None)
+        Snapshot::for_tests(backends)
     }
 
     #[test]

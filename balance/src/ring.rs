@@ -192,7 +192,7 @@ pub(crate) fn pick(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inflight::{BackendState, InFlight};
+    use crate::inflight::InFlight;
 
     fn backends(n: usize) -> Vec<Backend> {
         (0..n)
@@ -201,8 +201,7 @@ mod tests {
     }
 
     fn snap(backends: Vec<Backend>) -> Snapshot {
-        let states = backends.iter().map(|b| BackendState::new(&b.id)).collect();
-        Snapshot::new(backends.into(), states, None, None)
+        Snapshot::for_tests(backends)
     }
 
     fn ids(ring: &Ring, bs: &[Backend], key: &[u8]) -> String {

@@ -103,11 +103,9 @@ pub(crate) fn pick(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inflight::BackendState;
 
     fn snap(backends: Vec<Backend>) -> Snapshot {
-        let states = backends.iter().map(|b| BackendState::new(&b.id)).collect();
-        Snapshot::new(backends.into(), states, None, None)
+        Snapshot::for_tests(backends)
     }
 
     fn weighted(weights: &[u32]) -> Vec<Backend> {

@@ -199,12 +199,20 @@ impl Snapshot {
 }
 
 #[cfg(test)]
+impl Snapshot {
+    /// A snapshot of `backends` with fresh counters and no ring, for the policies' unit tests.
+    pub(crate) fn for_tests(backends: Vec<Backend>) -> Snapshot {
+        let states = backends.iter().map(|b| BackendState::new(&b.id)).collect();
+        Snapshot::new(backends.into(), states, None, None)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn snap(backends: Vec<Backend>) -> Snapshot {
-        let states = backends.iter().map(|b| BackendState::new(&b.id)).collect();
-        Snapshot::new(backends.into(), states, None, None)
+        Snapshot::for_tests(backends)
     }
 
     #[test]

@@ -136,23 +136,9 @@ impl Origin {
     }
 
     pub fn start_with(extra: &[&str]) -> Origin {
-        let dir = scratch();
         for _ in 0..3 {
-            let addr = free_addr();
-            let listen = addr.to_string();
-            let mut args = vec!["origin", "--listen", &listen];
-            args.extend_from_slice(extra);
-            let mut proc = Proc::spawn("origin", &args, dir.path().join("origin.log"));
-            if wait_ready(
-                &mut proc,
-                &format!("http://{addr}/__stats"),
-                Duration::from_secs(20),
-            ) {
-                return Origin {
-                    proc,
-                    addr,
-                    _dir: dir,
-                };
+            if let Some(origin) = Self::spawn_at(free_addr(), extra, Duration::from_secs(20)) {
+                return origin;
             }
         }
         panic!("origin-mock did not start");
@@ -161,31 +147,32 @@ impl Origin {
     /// An origin-mock on `addr` (e.g. one that replaces a stopped origin): the bind is retried
     /// for up to 5 s while the port is still being released.
     pub fn start_at(addr: SocketAddr, extra: &[&str]) -> Origin {
-        let dir = scratch();
-        let listen = addr.to_string();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let mut args = vec!["origin", "--listen", &listen];
-            args.extend_from_slice(extra);
-            let mut proc = Proc::spawn("origin", &args, dir.path().join("origin.log"));
-            if wait_ready(
-                &mut proc,
-                &format!("http://{addr}/__stats"),
-                Duration::from_secs(10),
-            ) {
-                return Origin {
-                    proc,
-                    addr,
-                    _dir: dir,
-                };
+            if let Some(origin) = Self::spawn_at(addr, extra, Duration::from_secs(10)) {
+                return origin;
             }
             assert!(
                 Instant::now() < deadline,
-                "origin-mock could not listen on {addr}:\n{}",
-                proc.output()
+                "origin-mock could not listen on {addr}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Starts `cdn origin` on `addr` and waits up to `limit` for it to answer.
+    fn spawn_at(addr: SocketAddr, extra: &[&str], limit: Duration) -> Option<Origin> {
+        let dir = scratch();
+        let listen = addr.to_string();
+        let mut args = vec!["origin", "--listen", &listen];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn("origin", &args, dir.path().join("origin.log"));
+        let ready = wait_ready(&mut proc, &format!("http://{addr}/__stats"), limit);
+        ready.then_some(Origin {
+            proc,
+            addr,
+            _dir: dir,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

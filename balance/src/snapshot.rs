@@ -24,6 +24,12 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// Whether a policy may pick it: healthy and of non-zero weight.
+    #[inline]
+    pub fn is_pickable(&self) -> bool {
+        self.healthy && self.weight > 0
+    }
+
     /// A healthy backend with the given id and weight.
     pub fn new(id: impl Into<String>, weight: u32) -> Self {
         Backend {
@@ -61,7 +67,7 @@ impl Snapshot {
         let cumulative = backends
             .iter()
             .map(|b| {
-                if b.healthy && b.weight > 0 {
+                if b.is_pickable() {
                     sum += u64::from(b.weight);
                     pickable += 1;
                 }
@@ -134,9 +140,14 @@ impl Snapshot {
     #[inline]
     pub(crate) fn is_candidate(&self, index: usize, exclude: &[usize]) -> bool {
         match self.backends.get(index) {
-            Some(b) => b.healthy && b.weight > 0 && !exclude.contains(&index),
+            Some(b) => b.is_pickable() && !exclude.contains(&index),
             None => false,
         }
+    }
+
+    /// Whether any backend outside `exclude` may be picked now.
+    pub fn has_candidate(&self, exclude: &[usize]) -> bool {
+        self.candidates(exclude).next().is_some()
     }
 
     /// The candidates (healthy, weighted, not excluded) in order, with their current in-flight
@@ -150,7 +161,7 @@ impl Snapshot {
             .iter()
             .zip(self.states.iter())
             .enumerate()
-            .filter(move |(i, (b, _))| b.healthy && b.weight > 0 && !exclude.contains(i))
+            .filter(move |(i, (b, _))| b.is_pickable() && !exclude.contains(i))
             .map(|(i, (b, s))| (i, s.in_flight(), b.weight))
     }
 

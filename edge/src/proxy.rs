@@ -279,7 +279,16 @@ impl ProxyHttp for EdgeProxy {
         }
         if ctx.hash_key.is_none() {
             ctx.hash_key = self.origins.hash_key().map(|kind| match kind {
-                HashKey::CacheKey => cache_key::request_url(session.req_header()),
+                // The cache key's URL when the cache built one; methods that skip the cache
+                // normalise the same URL here, so they land on the same origin.
+                HashKey::CacheKey => session
+                    .cache
+                    .maybe_cache_key()
+                    .and_then(|k| k.primary_key_str())
+                    .map_or_else(
+                        || cache_key::request_url(session.req_header()),
+                        str::to_owned,
+                    ),
                 HashKey::Client => session
                     .client_addr()
                     .and_then(|a| a.as_inet())

@@ -110,12 +110,7 @@ impl OriginPool {
 
     /// Whether an origin other than those in `exclude` could be picked now.
     pub fn has_other(&self, exclude: &[usize]) -> bool {
-        let snapshot = self.balancer.snapshot();
-        snapshot
-            .backends()
-            .iter()
-            .enumerate()
-            .any(|(i, b)| b.healthy && b.weight > 0 && !exclude.contains(&i))
+        self.balancer.snapshot().has_candidate(exclude)
     }
 
     /// The balancer: for health state changes (`set_health`) and for reading loads and

@@ -44,7 +44,6 @@ pub(crate) struct Fill {
     pub(crate) id: u64,
     id_bytes: [u8; 8],
     pub(crate) meta: MetaParts,
-    pub(crate) url: Arc<str>,
     chunks: RwLock<Vec<Bytes>>,
     state: watch::Sender<FillState>,
     /// Read positions of the live readers, for releasing consumed chunks in pass-through.
@@ -54,7 +53,7 @@ pub(crate) struct Fill {
 }
 
 impl Fill {
-    pub(crate) fn new(id: u64, meta: MetaParts, url: Arc<str>) -> Arc<Self> {
+    pub(crate) fn new(id: u64, meta: MetaParts) -> Arc<Self> {
         let (state, _) = watch::channel(FillState {
             chunks: 0,
             end: FillEnd::Writing,
@@ -63,7 +62,6 @@ impl Fill {
             id,
             id_bytes: id.to_be_bytes(),
             meta,
-            url,
             chunks: RwLock::new(Vec::new()),
             state,
             readers: Mutex::new(Vec::new()),

@@ -264,8 +264,7 @@ impl Storage for CacheStorage {
     ) -> Result<MissHandler> {
         let k = key.combined_bin();
         let id = self.next_fill.fetch_add(1, Ordering::Relaxed);
-        let url: Arc<str> = String::from_utf8_lossy(key.primary_key()).into();
-        let fill = Fill::new(id, MetaParts::from_meta(meta), url);
+        let fill = Fill::new(id, MetaParts::from_meta(meta));
         self.fills.insert(k, fill.clone());
         Ok(Box::new(MissWriter {
             writer: FillWriter::new(fill, k, self.max_object_size, self.fills),
@@ -349,7 +348,7 @@ impl HandleMiss for MissWriter {
         let fill = self.writer.fill.clone();
         let mut size = 0;
         if self.writer.storable() {
-            let object = StoredObject::new(fill.meta.clone(), fill.url.clone(), fill.take_chunks());
+            let object = StoredObject::new(fill.meta.clone(), fill.take_chunks());
             size = object.charged_bytes() as usize;
             self.storage.insert(self.writer.key, object);
         }

@@ -100,8 +100,6 @@ impl MetaParts {
 /// A response in the cache.
 pub(crate) struct StoredObject {
     pub(crate) meta: MetaParts,
-    /// The normalised URL the entry was stored under (for purge by URL and prefix).
-    pub(crate) url: Arc<str>,
     chunks: Arc<[Bytes]>,
     /// Offset of the first byte of each chunk, for seeking.
     starts: Arc<[usize]>,
@@ -109,7 +107,7 @@ pub(crate) struct StoredObject {
 }
 
 impl StoredObject {
-    pub(crate) fn new(meta: MetaParts, url: Arc<str>, chunks: Vec<Bytes>) -> Self {
+    pub(crate) fn new(meta: MetaParts, chunks: Vec<Bytes>) -> Self {
         let chunks = coalesce(chunks);
         let mut starts = Vec::with_capacity(chunks.len());
         let mut at = 0;
@@ -119,7 +117,6 @@ impl StoredObject {
         }
         Self {
             meta,
-            url,
             chunks: chunks.into(),
             starts: starts.into(),
             body_len: at,
@@ -130,7 +127,6 @@ impl StoredObject {
     pub(crate) fn with_meta(&self, meta: MetaParts) -> Self {
         Self {
             meta,
-            url: self.url.clone(),
             chunks: self.chunks.clone(),
             starts: self.starts.clone(),
             body_len: self.body_len,

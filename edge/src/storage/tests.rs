@@ -91,7 +91,8 @@ async fn readers_follow_a_fill_as_it_arrives() {
     );
 
     // The next read waits for the next chunk rather than ending.
-    let pending = tokio::time::timeout(Duration::from_millis(50), reader.read_body()).await;
+    // A zero timeout polls the read once: it must be pending, not ended.
+    let pending = tokio::time::timeout(Duration::ZERO, reader.read_body()).await;
     assert!(
         pending.is_err(),
         "reader must wait for more body, not see an end"

@@ -5,7 +5,7 @@
 //! that on idle backends the heavier one goes first. Costs are compared by cross-multiplying,
 //! without division. Ties are broken uniformly at random,
 //! so that many idle backends share the first requests instead of the first one taking them all.
-//! Two passes over the backends (the second only on a tie), one random draw, no allocation.
+//! One pass over the backends, one random draw per tie, no allocation.
 
 use std::cmp::Ordering;
 
@@ -21,41 +21,32 @@ pub(crate) fn compare(load_a: usize, weight_a: u32, load_b: usize, weight_b: u32
 
 /// The least-loaded candidate, ties at random; `None` if there is no candidate.
 pub(crate) fn pick(snap: &Snapshot, exclude: &[usize]) -> Option<usize> {
-    // First pass: the lowest cost and how many candidates share it.
+    // One pass; among equal costs, reservoir sampling keeps the k-th tie with probability 1/k,
+    // so every tie is equally likely without a second pass over the backends.
     let mut best: Option<(usize, usize, u32)> = None;
     let mut ties = 0usize;
     for (i, load, weight) in snap.candidates(exclude) {
         match best {
+            None => {
+                best = Some((i, load, weight));
+                ties = 1;
+            }
             Some((_, bl, bw)) => match compare(load, weight, bl, bw) {
                 Ordering::Less => {
                     best = Some((i, load, weight));
                     ties = 1;
                 }
-                Ordering::Equal => ties += 1,
+                Ordering::Equal => {
+                    ties += 1;
+                    if fastrand::usize(0..ties) == 0 {
+                        best = Some((i, load, weight));
+                    }
+                }
                 Ordering::Greater => {}
             },
-            None => {
-                best = Some((i, load, weight));
-                ties = 1;
-            }
         }
     }
-    let (first, bl, bw) = best?;
-    if ties == 1 {
-        return Some(first);
-    }
-    // Second pass: the tie of a random rank (one draw instead of one per tie). Loads may have
-    // moved meanwhile; if the rank is not reached, the first minimum stands.
-    let mut rank = fastrand::usize(0..ties);
-    for (i, load, weight) in snap.candidates(exclude).skip_while(|c| c.0 < first) {
-        if compare(load, weight, bl, bw) == Ordering::Equal {
-            if rank == 0 {
-                return Some(i);
-            }
-            rank -= 1;
-        }
-    }
-    Some(first)
+    best.map(|(i, _, _)| i)
 }
 
 #[cfg(test)]

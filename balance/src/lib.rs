@@ -44,6 +44,20 @@
 //! is rebuilt only when ids or weights change, and the live counters follow a backend's id
 //! across updates. Randomness comes from `fastrand`'s thread-local generator.
 //!
+//! # Protection
+//!
+//! Two per-backend guards sit beside the policies, for the caller to consult after a pick (the
+//! edge's origin pool skips a backend they refuse and picks again without it):
+//!
+//! - [`Breaker`]: a circuit breaker (closed → open on a failure rate over a sliding window or on
+//!   consecutive failures → half-open after a cool-down, admitting a few probes → closed or open
+//!   again). Its check is one atomic load while closed.
+//! - [`OutlierDetector`]: passive outlier detection, ejecting a backend after consecutive
+//!   failures for a back-off that grows with repeated ejections, never more than a share of
+//!   the pool at once.
+//!
+//! Both take the time as an argument, so they are tested against a controlled clock.
+//!
 //! # Measured figures
 //!
 //! Each is printed and asserted by a test (`cargo test -p cdn-balance -- --nocapture`); keys
@@ -67,16 +81,24 @@
 #![warn(missing_docs)]
 
 mod balancer;
+mod breaker;
 mod inflight;
 mod least_conn;
+mod outlier;
 mod p2c;
 mod random;
 mod ring;
 mod round_robin;
 mod snapshot;
+mod token_bucket;
 
 pub use balancer::{Balancer, Pick, Picker, Policy};
+pub use breaker::{
+    Admission, Breaker, BreakerSettings, BreakerState, ProbePermit, MAX_BREAKER_WINDOW,
+};
 pub use inflight::{InFlight, LATENCY_EWMA_WEIGHT};
+pub use outlier::{OutlierDetector, OutlierSettings};
 pub use ring::{key_hash, Ring, DEFAULT_VNODES};
 pub use round_robin::MAX_SCHEDULE;
 pub use snapshot::{Backend, Snapshot};
+pub use token_bucket::{BucketRate, Decision, TokenBucket};

@@ -39,6 +39,16 @@ pub struct EdgeConfig {
     /// The cache: size, eviction, freshness defaults.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client: with none, the client is the
+    /// socket peer, whatever headers it sends. Default: `[]`.
+    #[serde(default)]
+    pub trusted_proxies: Vec<crate::Cidr>,
+    /// Per host and path prefix: access lists, signed URLs, rate limits. Default: none.
+    #[serde(default)]
+    pub routes: Vec<crate::route::RouteConfig>,
+    /// Filling the cache ahead of clients: `POST /prewarm` jobs and the start-up list.
+    #[serde(default)]
+    pub prewarm: PrewarmConfig,
 }
 
 impl Default for EdgeConfig {
@@ -57,6 +67,9 @@ impl Default for EdgeConfig {
                 host: None,
             }],
             cache: CacheConfig::default(),
+            trusted_proxies: Vec::new(),
+            routes: Vec::new(),
+            prewarm: PrewarmConfig::default(),
         }
     }
 }
@@ -69,12 +82,57 @@ pub struct AdminConfig {
     /// or loopback address. Default: `"127.0.0.1:9080"`.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
+    /// Clients (CIDRs or addresses) that may call the endpoints that change state (`POST
+    /// /purge`, `POST /prewarm`, every `POST`); others get 403. The read-only endpoints answer
+    /// whoever reaches the listener. Default: `["127.0.0.0/8", "::1"]`.
+    #[serde(default = "default_admin_allow")]
+    pub allow: Vec<crate::Cidr>,
+    /// Largest request body the admin API reads (a purge or prewarm list); a larger one gets
+    /// 413. 1KiB to 1GiB. Default: `"4MiB"`.
+    #[serde(default = "default_admin_max_body")]
+    pub max_body: HumanSize,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: default_admin_listen(),
+            allow: default_admin_allow(),
+            max_body: default_admin_max_body(),
+        }
+    }
+}
+
+/// Prewarming: fetching URLs into the cache before clients ask for them, through the edge's
+/// own proxy listener (so routes, caching rules and coalescing apply as for a client).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrewarmConfig {
+    /// Most prewarm fetches in flight at once, over every job together (1 to 1024).
+    /// Default: `8`.
+    #[serde(default = "default_prewarm_concurrency")]
+    pub concurrency: u32,
+    /// Bound on one prewarm fetch (connect, header and whole body); one that takes longer
+    /// counts as failed. Default: `"60s"`.
+    #[serde(default = "default_prewarm_timeout")]
+    pub timeout: HumanDuration,
+    /// URLs (`http://host/path?query`) prewarmed at start-up, as the job `startup`.
+    /// Default: `[]`.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// A file of URLs prewarmed at start-up after `urls`: one per line, blank lines and lines
+    /// starting with `#` skipped. Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl Default for PrewarmConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: default_prewarm_concurrency(),
+            timeout: default_prewarm_timeout(),
+            urls: Vec::new(),
+            file: None,
         }
     }
 }
@@ -142,6 +200,12 @@ pub struct PoolConfig {
     /// Active health checks of every origin of the pool.
     #[serde(default)]
     pub health: HealthConfig,
+    /// The circuit breaker of each origin of the pool.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// Passive outlier detection: origins that fail several requests in a row are ejected.
+    #[serde(default)]
+    pub outlier: OutlierConfig,
 }
 
 impl Default for PoolConfig {
@@ -159,6 +223,101 @@ impl Default for PoolConfig {
             retry_budget: default_retry_budget(),
             host: None,
             health: HealthConfig::default(),
+            breaker: BreakerConfig::default(),
+            outlier: OutlierConfig::default(),
+        }
+    }
+}
+
+/// The circuit breaker each origin of a pool has: it opens (the origin gets no requests) when
+/// the failure rate over the last `window` requests reaches `failure_rate` (once `min_calls`
+/// are in), or on `consecutive_failures` failures in a row; after `cool_down` it lets
+/// `half_open_probes` probe requests through: as many successes close it, a failure opens it
+/// again. A failure is a connect error, a timeout or a 5xx. Independently, `max_in_flight`
+/// caps the requests an origin has at once (Envoy's "circuit breaker" on concurrency).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Whether the failure rules apply. Off: only `max_in_flight` does. Default: `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Requests in the sliding window whose failure rate is watched (1 to 10000).
+    /// Default: `20`.
+    #[serde(default = "default_breaker_window")]
+    pub window: u32,
+    /// Requests the window must hold before the failure rate counts (1 to `window`).
+    /// Default: `10`.
+    #[serde(default = "default_breaker_min_calls")]
+    pub min_calls: u32,
+    /// Failure share of the window that opens the breaker (above 0.0, at most 1.0).
+    /// Default: `0.5`.
+    #[serde(default = "default_breaker_failure_rate")]
+    pub failure_rate: f64,
+    /// Failures in a row that open the breaker whatever the rate; `0` turns this rule off.
+    /// Default: `5`.
+    #[serde(default = "default_consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// How long an open breaker sends nothing to its origin. Default: `"10s"`.
+    #[serde(default = "default_breaker_cool_down")]
+    pub cool_down: HumanDuration,
+    /// Probe requests let through at once after the cool-down; this many successes close the
+    /// breaker (1 to 100). Default: `3`.
+    #[serde(default = "default_half_open_probes")]
+    pub half_open_probes: u32,
+    /// Most requests in flight to one origin at once; an origin at its cap is skipped like
+    /// an open one. `0`: no cap. Default: `1024`.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: default_breaker_window(),
+            min_calls: default_breaker_min_calls(),
+            failure_rate: default_breaker_failure_rate(),
+            consecutive_failures: default_consecutive_failures(),
+            cool_down: default_breaker_cool_down(),
+            half_open_probes: default_half_open_probes(),
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+/// Passive outlier detection: an origin whose requests fail `consecutive_failures` times in a
+/// row (connect errors, timeouts, 5xx) is ejected from the pool for `base_ejection` × the
+/// number of times it was ejected (since it last stayed in for `max_ejection`), at most
+/// `max_ejection`, and never more than `max_ejected_share` of the pool at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierConfig {
+    /// Whether outliers are ejected. Default: `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Failures in a row that eject an origin (1 to 1000). Default: `5`.
+    #[serde(default = "default_consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// Length of a first ejection. Default: `"30s"`.
+    #[serde(default = "default_base_ejection")]
+    pub base_ejection: HumanDuration,
+    /// Longest ejection (at least `base_ejection`). Default: `"300s"`.
+    #[serde(default = "default_max_ejection")]
+    pub max_ejection: HumanDuration,
+    /// Largest share of the pool ejected at once, rounded down (0.0 to 1.0): `0.5` ejects
+    /// one of two or three origins, two of four. Default: `0.5`.
+    #[serde(default = "default_max_ejected_share")]
+    pub max_ejected_share: f64,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            consecutive_failures: default_consecutive_failures(),
+            base_ejection: default_base_ejection(),
+            max_ejection: default_max_ejection(),
+            max_ejected_share: default_max_ejected_share(),
         }
     }
 }
@@ -291,6 +450,30 @@ pub struct CacheConfig {
     /// before going to the origin itself. Default: `"5s"`.
     #[serde(default = "default_lock_timeout")]
     pub lock_timeout: HumanDuration,
+    /// Response headers whose values tag the stored response for `POST /purge` by tag (tags
+    /// separated by spaces or commas; case-sensitive). Default: `["Surrogate-Key",
+    /// "Cache-Tag"]`.
+    #[serde(default = "default_tag_headers")]
+    pub tag_headers: Vec<String>,
+    /// Heuristic freshness (RFC 9111 section 4.2.2): a response with no explicit freshness but
+    /// a `Last-Modified` is fresh for 10% of the time since then, for the status codes RFC 9111
+    /// calls heuristically cacheable only. Default: `false`.
+    #[serde(default)]
+    pub heuristic_freshness: bool,
+    /// Upper bound of a heuristic freshness lifetime. Default: `"1d"`.
+    #[serde(default = "default_heuristic_max_ttl")]
+    pub heuristic_max_ttl: HumanDuration,
+    /// How long past its freshness a stored response may be served when the origin fails
+    /// (refused or timed-out connection, 5xx), for responses without their own
+    /// `stale-if-error` (RFC 5861). Never for `must-revalidate`, `proxy-revalidate`,
+    /// `no-cache` or `s-maxage` responses. Default: `"0s"`.
+    #[serde(default)]
+    pub stale_if_error: HumanDuration,
+    /// How long past its freshness a stored response may be served at once while one
+    /// background request refreshes it, for responses without their own
+    /// `stale-while-revalidate` (RFC 5861); same exceptions. Default: `"0s"`.
+    #[serde(default)]
+    pub stale_while_revalidate: HumanDuration,
 }
 
 impl Default for CacheConfig {
@@ -301,6 +484,11 @@ impl Default for CacheConfig {
             eviction: Eviction::default(),
             default_ttl: HumanDuration::default(),
             lock_timeout: default_lock_timeout(),
+            tag_headers: default_tag_headers(),
+            heuristic_freshness: false,
+            heuristic_max_ttl: default_heuristic_max_ttl(),
+            stale_if_error: HumanDuration::default(),
+            stale_while_revalidate: HumanDuration::default(),
         }
     }
 }
@@ -330,6 +518,29 @@ fn default_listen() -> Vec<SocketAddr> {
 }
 fn default_admin_listen() -> SocketAddr {
     crate::DEFAULT_ADMIN_LISTEN
+}
+fn default_admin_allow() -> Vec<crate::Cidr> {
+    vec![
+        crate::Cidr(ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
+            std::net::Ipv4Addr::new(127, 0, 0, 0),
+            8,
+        ))),
+        crate::Cidr(ipnet::IpNet::from(std::net::IpAddr::V6(
+            std::net::Ipv6Addr::LOCALHOST,
+        ))),
+    ]
+}
+fn default_admin_max_body() -> HumanSize {
+    HumanSize::from_mib(4)
+}
+fn default_prewarm_concurrency() -> u32 {
+    8
+}
+fn default_prewarm_timeout() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_tag_headers() -> Vec<String> {
+    vec!["Surrogate-Key".to_string(), "Cache-Tag".to_string()]
 }
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration::from_secs(2)
@@ -361,6 +572,36 @@ fn default_health_timeout() -> HumanDuration {
 fn default_rise_fall() -> u32 {
     2
 }
+fn default_breaker_window() -> u32 {
+    20
+}
+fn default_breaker_min_calls() -> u32 {
+    10
+}
+fn default_breaker_failure_rate() -> f64 {
+    0.5
+}
+fn default_consecutive_failures() -> u32 {
+    5
+}
+fn default_breaker_cool_down() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_half_open_probes() -> u32 {
+    3
+}
+fn default_max_in_flight() -> u32 {
+    1024
+}
+fn default_base_ejection() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_max_ejection() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+fn default_max_ejected_share() -> f64 {
+    0.5
+}
 fn default_weight() -> u32 {
     1
 }
@@ -369,6 +610,9 @@ fn default_max_size() -> HumanSize {
 }
 fn default_max_object_size() -> HumanSize {
     HumanSize::from_mib(64)
+}
+fn default_heuristic_max_ttl() -> HumanDuration {
+    HumanDuration::from_secs(86_400)
 }
 fn default_lock_timeout() -> HumanDuration {
     HumanDuration::from_secs(5)

@@ -2,7 +2,9 @@
 //! default config.
 //!
 //! One TOML file describes the whole CDN: `[origin_mock]` (the test origin) and `[edge]` (the
-//! caching proxy, its listeners, origins and cache). Unknown fields are errors, sizes and
+//! caching proxy, its listeners, origins and cache), `[[more_edges]]` (copies of the edge on
+//! other addresses) and `[gslb]` (the authoritative DNS that sends clients to the nearest healthy
+//! edge). Unknown fields are errors, sizes and
 //! durations are written for humans (`"512MiB"`, `"30s"`), and every error names the file, the
 //! field and what is wrong.
 //!
@@ -11,18 +13,33 @@
 //! assert_eq!(config.edge.unwrap().cache.max_size.bytes(), 512 * 1024 * 1024);
 //! ```
 
+mod cidr;
 mod edge;
 mod error;
+mod gslb;
+mod more_edges;
 mod origin_mock;
+mod route;
 mod units;
 mod validate;
 
+pub use cidr::Cidr;
 pub use edge::{
-    AdminConfig, CacheConfig, EdgeConfig, Eviction, HashKey, HealthCheckKind, HealthConfig,
-    OriginConfig, PoolConfig, PoolPolicy,
+    AdminConfig, BreakerConfig, CacheConfig, EdgeConfig, Eviction, HashKey, HealthCheckKind,
+    HealthConfig, OriginConfig, OutlierConfig, PoolConfig, PoolPolicy, PrewarmConfig,
 };
 pub use error::{ConfigError, ConfigErrors};
+pub use gslb::{
+    normalize_name, parse_mx, split_http_url, GslbConfig, GslbEdgeConfig, GslbHealthConfig,
+    GslbPolicy, RecordConfig, RecordKind, RegionConfig, ZoneConfig, DEFAULT_GSLB_ADMIN_LISTEN,
+    DEFAULT_GSLB_LISTEN,
+};
+pub use more_edges::MoreEdgeConfig;
 pub use origin_mock::OriginMockConfig;
+pub use route::{
+    LimitKey, RateLimitConfig, RouteConfig, Secret, SignedUrlConfig, SigningKeyConfig,
+    MIN_SECRET_BYTES,
+};
 pub use units::{HumanDuration, HumanSize};
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +70,12 @@ pub struct Config {
     /// The edge. Absent: `cdn` does not start one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge: Option<EdgeConfig>,
+    /// More edges run beside `[edge]` (copies of it with their own name and addresses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_edges: Vec<MoreEdgeConfig>,
+    /// The gslb (authoritative DNS). Absent: `cdn` does not start one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gslb: Option<GslbConfig>,
 }
 
 /// Label used for the embedded default config in error messages.
@@ -108,6 +131,21 @@ impl Config {
     /// The edge table, or an error naming the file when it is missing.
     pub fn require_edge(&self, file: &Path) -> Result<&EdgeConfig, ConfigErrors> {
         self.edge.as_ref().ok_or_else(|| missing(file, "edge"))
+    }
+
+    /// Every edge `cdn` runs: `[edge]`, then each of `[[more_edges]]`.
+    pub fn edges(&self) -> Vec<EdgeConfig> {
+        let Some(base) = &self.edge else {
+            return Vec::new();
+        };
+        std::iter::once(base.clone())
+            .chain(self.more_edges.iter().map(|more| more.apply(base)))
+            .collect()
+    }
+
+    /// The gslb table, or an error naming the file when it is missing.
+    pub fn require_gslb(&self, file: &Path) -> Result<&GslbConfig, ConfigErrors> {
+        self.gslb.as_ref().ok_or_else(|| missing(file, "gslb"))
     }
 
     /// The origin-mock table, or an error naming the file when it is missing.

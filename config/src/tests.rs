@@ -74,6 +74,8 @@ fn config_with_every_option() -> Config {
     edge.pool.total_timeout = Some(HumanDuration::from_secs(60));
     edge.origins[0].host = Some("h".into());
     edge.pool.health.expected_status = Some(200);
+    edge.routes
+        .push(crate::route::tests::route_with_every_option());
     config
 }
 
@@ -397,6 +399,53 @@ address = "10.0.0.1:80"
     );
     assert!(
         e[0].contains("edge.pool.health.timeout: 2s is longer than edge.pool.health.interval"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn breaker_and_outlier_default_on_and_validation_names_each_field() {
+    let c =
+        Config::from_toml_str("[[edge.origins]]\naddress = \"10.0.0.1:80\"\n", "t.toml").unwrap();
+    let pool = c.edge.unwrap().pool;
+    assert!(pool.breaker.enabled && pool.outlier.enabled);
+    assert_eq!(pool.breaker.cool_down, HumanDuration::from_secs(10));
+    assert_eq!(pool.outlier.max_ejected_share, 0.5);
+    let e = errors(
+        r#"
+[edge.pool.breaker]
+window = 0
+failure_rate = 1.5
+cool_down = "0s"
+half_open_probes = 0
+[edge.pool.outlier]
+consecutive_failures = 0
+base_ejection = "10s"
+max_ejection = "5s"
+max_ejected_share = -0.1
+[[edge.origins]]
+address = "10.0.0.1:80"
+"#,
+    );
+    let all = e.join("\n");
+    for needle in [
+        "edge.pool.breaker.window: must be between 1 and 10000, got 0",
+        "edge.pool.breaker.failure_rate: must be above 0.0 and at most 1.0, got 1.5",
+        "edge.pool.breaker.cool_down: must be more than 0s",
+        "edge.pool.breaker.half_open_probes: must be between 1 and 100, got 0",
+        "edge.pool.outlier.consecutive_failures: must be between 1 and 1000, got 0",
+        "edge.pool.outlier.max_ejection: must be at least base_ejection (10s), got 5s",
+        "edge.pool.outlier.max_ejected_share: must be between 0.0 and 1.0, got -0.1",
+    ] {
+        assert!(all.contains(needle), "missing {needle} in\n{all}");
+    }
+    assert_eq!(e.len(), 7, "{all}");
+    let e = errors(
+        "[edge.pool.breaker]\nwindow = 5\nmin_calls = 6\n[[edge.origins]]\naddress = \"10.0.0.1:80\"\n",
+    );
+    assert!(
+        e[0].contains("edge.pool.breaker.min_calls: must be between 1 and window (5), got 6"),
         "{}",
         e[0]
     );

@@ -17,6 +17,10 @@ const MAX_VNODES: u32 = 1000;
 /// Most points on a consistent-hash ring (`vnodes` × total weight): 8 bytes each.
 const MAX_RING_POINTS: u64 = 1_000_000;
 
+/// Most requests in a breaker's window (`edge.pool.breaker.window`; the balance crate's
+/// `MAX_BREAKER_WINDOW`).
+const MAX_BREAKER_WINDOW: u32 = 10_000;
+
 /// Most probes in a row for `edge.pool.health.rise` and `fall`.
 const MAX_RISE_FALL: u32 = 100;
 
@@ -41,10 +45,45 @@ pub(crate) fn problems(config: &Config) -> Vec<(String, String)> {
         }
         listeners.push(("edge.admin.listen".into(), edge.admin.listen));
     }
-    if config.origin_mock.is_none() && config.edge.is_none() {
+    for (i, more) in config.more_edges.iter().enumerate() {
+        let field = |name: &str| format!("more_edges[{i}].{name}");
+        if config.edge.is_none() {
+            out.push((
+                field("name"),
+                "more_edges copy [edge], which is missing: add an [edge] table".into(),
+            ));
+        }
+        if more.name.is_empty() || !more.name.bytes().all(is_token_char) {
+            out.push((
+                field("name"),
+                format!(
+                    "{:?} is not a valid cache name: use letters, digits and - . _",
+                    more.name
+                ),
+            ));
+        }
+        if more.listen.is_empty() {
+            out.push((
+                field("listen"),
+                "no listen address: an edge needs at least one".into(),
+            ));
+        }
+        for (j, addr) in more.listen.iter().enumerate() {
+            listeners.push((format!("more_edges[{i}].listen[{j}]"), *addr));
+        }
+        listeners.push((field("admin_listen"), more.admin_listen));
+    }
+    if let Some(gslb) = &config.gslb {
+        crate::gslb::problems(gslb, &mut out);
+        for (i, addr) in gslb.listen.iter().enumerate() {
+            listeners.push((format!("gslb.listen[{i}]"), *addr));
+        }
+        listeners.push(("gslb.admin_listen".into(), gslb.admin_listen));
+    }
+    if config.origin_mock.is_none() && config.edge.is_none() && config.gslb.is_none() {
         out.push((
             String::new(),
-            "nothing to run: the file has neither [edge] nor [origin_mock]".into(),
+            "nothing to run: the file has neither [edge], [gslb] nor [origin_mock]".into(),
         ));
     }
 
@@ -106,6 +145,8 @@ fn edge_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
         }
     }
     pool_problems(edge, out);
+    crate::route::problems(&edge.routes, out);
+    purge_prewarm_problems(edge, out);
     if edge.pool.connect_timeout.get().is_zero() {
         out.push((
             "edge.pool.connect_timeout".into(),
@@ -202,6 +243,8 @@ fn pool_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
         ));
     }
     health_problems(edge, out);
+    breaker_problems(edge, out);
+    outlier_problems(edge, out);
     let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
     for (i, origin) in edge.origins.iter().enumerate() {
         if origin.weight > MAX_WEIGHT {
@@ -238,6 +281,74 @@ fn pool_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
                 "{} points per weight unit × total weight {total_weight} is more than {MAX_RING_POINTS} ring points: lower vnodes or the weights",
                 pool.vnodes
             ),
+        ));
+    }
+}
+
+/// The circuit breaker (`edge.pool.breaker`).
+fn breaker_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
+    let b = &edge.pool.breaker;
+    let field = |name: &str| format!("edge.pool.breaker.{name}");
+    if !(1..=MAX_BREAKER_WINDOW).contains(&b.window) {
+        out.push((
+            field("window"),
+            format!(
+                "must be between 1 and {}, got {}",
+                MAX_BREAKER_WINDOW, b.window
+            ),
+        ));
+    } else if !(1..=b.window).contains(&b.min_calls) {
+        out.push((
+            field("min_calls"),
+            format!(
+                "must be between 1 and window ({}), got {}",
+                b.window, b.min_calls
+            ),
+        ));
+    }
+    if !(b.failure_rate > 0.0 && b.failure_rate <= 1.0) {
+        out.push((
+            field("failure_rate"),
+            format!("must be above 0.0 and at most 1.0, got {}", b.failure_rate),
+        ));
+    }
+    if b.cool_down.get().is_zero() {
+        out.push((field("cool_down"), "must be more than 0s".into()));
+    }
+    if !(1..=100).contains(&b.half_open_probes) {
+        out.push((
+            field("half_open_probes"),
+            format!("must be between 1 and 100, got {}", b.half_open_probes),
+        ));
+    }
+}
+
+/// Passive outlier detection (`edge.pool.outlier`).
+fn outlier_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
+    let o = &edge.pool.outlier;
+    let field = |name: &str| format!("edge.pool.outlier.{name}");
+    if !(1..=1000).contains(&o.consecutive_failures) {
+        out.push((
+            field("consecutive_failures"),
+            format!("must be between 1 and 1000, got {}", o.consecutive_failures),
+        ));
+    }
+    if o.base_ejection.get().is_zero() {
+        out.push((field("base_ejection"), "must be more than 0s".into()));
+    }
+    if o.max_ejection.get() < o.base_ejection.get() {
+        out.push((
+            field("max_ejection"),
+            format!(
+                "must be at least base_ejection ({}), got {}",
+                o.base_ejection, o.max_ejection
+            ),
+        ));
+    }
+    if !(0.0..=1.0).contains(&o.max_ejected_share) {
+        out.push((
+            field("max_ejected_share"),
+            format!("must be between 0.0 and 1.0, got {}", o.max_ejected_share),
         ));
     }
 }
@@ -295,4 +406,90 @@ fn is_token_char(b: u8) -> bool {
 /// Characters of a `Host` value: a reg-name, an IP literal, and a port.
 fn is_host_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+}
+
+/// Most prewarm fetches in flight at once (`edge.prewarm.concurrency`).
+const MAX_PREWARM_CONCURRENCY: u32 = 1024;
+
+/// The admin API's body bound, the cache's tag headers and the prewarm settings.
+fn purge_prewarm_problems(edge: &EdgeConfig, out: &mut Vec<(String, String)>) {
+    let max_body = edge.admin.max_body.bytes();
+    if !(1024..=1 << 30).contains(&max_body) {
+        out.push((
+            "edge.admin.max_body".into(),
+            format!("must be between 1KiB and 1GiB, got {max_body} bytes"),
+        ));
+    }
+    for (i, name) in edge.cache.tag_headers.iter().enumerate() {
+        if name.is_empty() || !name.bytes().all(is_token_char) {
+            out.push((
+                format!("edge.cache.tag_headers[{i}]"),
+                format!("{name:?} is not a valid header name"),
+            ));
+        }
+    }
+    let prewarm = &edge.prewarm;
+    if !(1..=MAX_PREWARM_CONCURRENCY).contains(&prewarm.concurrency) {
+        out.push((
+            "edge.prewarm.concurrency".into(),
+            format!(
+                "must be between 1 and {MAX_PREWARM_CONCURRENCY}, got {}",
+                prewarm.concurrency
+            ),
+        ));
+    }
+    if prewarm.timeout.get().is_zero() {
+        out.push(("edge.prewarm.timeout".into(), "must be more than 0s".into()));
+    }
+    for (i, url) in prewarm.urls.iter().enumerate() {
+        if url.trim().is_empty() || url.chars().any(char::is_whitespace) {
+            out.push((
+                format!("edge.prewarm.urls[{i}]"),
+                format!("{url:?} is not a URL like \"http://cdn.example.com/path\""),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod purge_prewarm_tests {
+    use crate::Config;
+
+    #[test]
+    fn admin_allow_prewarm_and_tag_headers_parse_and_are_checked() {
+        let ok = Config::from_toml_str(
+            "[edge]\n[edge.admin]\nallow = [\"10.0.0.0/8\", \"::1\", \"192.0.2.7\"]\n\
+             [[edge.origins]]\naddress = \"127.0.0.1:8081\"\n\
+             [edge.prewarm]\nurls = [\"http://cdn.example.com/a\"]\nfile = \"/tmp/list\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let edge = ok.edge.unwrap();
+        assert_eq!(edge.admin.allow.len(), 3);
+        assert!(edge.admin.allow[0].contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(edge.prewarm.concurrency, 8);
+        assert_eq!(edge.cache.tag_headers, ["Surrogate-Key", "Cache-Tag"]);
+
+        let text = "[edge]\n[edge.admin]\nmax_body = \"10B\"\n\
+                    [[edge.origins]]\naddress = \"127.0.0.1:8081\"\n\
+                    [edge.cache]\ntag_headers = [\"Bad Header\"]\n\
+                    [edge.prewarm]\nconcurrency = 0\ntimeout = \"0s\"\nurls = [\"http://a b\"]\n";
+        let errors = Config::from_toml_str(text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        for field in [
+            "edge.admin.max_body",
+            "edge.cache.tag_headers[0]",
+            "edge.prewarm.concurrency",
+            "edge.prewarm.timeout",
+            "edge.prewarm.urls[0]",
+        ] {
+            assert!(errors.contains(field), "{field} not named in:\n{errors}");
+        }
+        let bad_cidr = "[edge]\n[edge.admin]\nallow = [\"10.0.0.0/33\"]\n";
+        let e = Config::from_toml_str(bad_cidr, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("edge.admin.allow"), "{e}");
+    }
 }

@@ -8,8 +8,11 @@ use std::time::SystemTime;
 pub enum CacheOutcome {
     /// Served fresh from the cache.
     Hit,
-    /// Served stale from the cache (stale-while-revalidate or stale-if-error).
+    /// Served stale from the cache while one background request refreshes it
+    /// (stale-while-revalidate).
     Stale,
+    /// Served stale from the cache because the origin failed (stale-if-error).
+    StaleIfError,
     /// Fetched from the origin and stored.
     Miss,
     /// A stale entry was refetched from the origin.
@@ -24,9 +27,10 @@ pub enum CacheOutcome {
 
 impl CacheOutcome {
     /// Every outcome, in the order of [`CacheOutcome::index`].
-    pub const ALL: [CacheOutcome; 7] = [
+    pub const ALL: [CacheOutcome; 8] = [
         CacheOutcome::Hit,
         CacheOutcome::Stale,
+        CacheOutcome::StaleIfError,
         CacheOutcome::Miss,
         CacheOutcome::Expired,
         CacheOutcome::Revalidated,
@@ -39,7 +43,10 @@ impl CacheOutcome {
     pub fn from_phase(phase: CachePhase, stored: bool) -> Self {
         match phase {
             CachePhase::Hit => CacheOutcome::Hit,
-            CachePhase::Stale | CachePhase::StaleUpdating => CacheOutcome::Stale,
+            // A stale entry still in the `Stale` phase at response time was served after the
+            // origin failed; a revalidation would have moved it on.
+            CachePhase::Stale => CacheOutcome::StaleIfError,
+            CachePhase::StaleUpdating => CacheOutcome::Stale,
             CachePhase::Miss if stored => CacheOutcome::Miss,
             CachePhase::Expired if stored => CacheOutcome::Expired,
             CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => {
@@ -59,6 +66,7 @@ impl CacheOutcome {
         match self {
             CacheOutcome::Hit => "hit",
             CacheOutcome::Stale => "stale",
+            CacheOutcome::StaleIfError => "stale_if_error",
             CacheOutcome::Miss => "miss",
             CacheOutcome::Expired => "expired",
             CacheOutcome::Revalidated => "revalidated",
@@ -83,13 +91,22 @@ impl CacheOutcome {
         let ttl = || {
             fresh_until.map(|until| match until.duration_since(SystemTime::now()) {
                 Ok(left) => left.as_secs() as i64,
-                Err(past) => -(past.duration().as_secs() as i64),
+                // Rounded away from zero, so that an entry stale by a fraction of a second
+                // reads as stale (`ttl=-1`), not `ttl=0`.
+                Err(past) => {
+                    let past = past.duration();
+                    -((past.as_secs() + u64::from(past.subsec_nanos() > 0)) as i64)
+                }
             })
         };
         match self {
             CacheOutcome::Hit | CacheOutcome::Stale => match ttl() {
                 Some(t) => format!("{name}; hit; ttl={t}"),
                 None => format!("{name}; hit"),
+            },
+            CacheOutcome::StaleIfError => match ttl() {
+                Some(t) => format!("{name}; fwd=stale; ttl={t}; detail=stale-if-error"),
+                None => format!("{name}; fwd=stale; detail=stale-if-error"),
             },
             CacheOutcome::Miss => format!("{name}; fwd=miss; stored"),
             CacheOutcome::Expired => format!("{name}; fwd=stale; stored"),
@@ -115,10 +132,15 @@ mod tests {
             CacheOutcome::Hit.header_value("e", Some(until)),
             "e; hit; ttl=57"
         );
-        let past = SystemTime::now() - Duration::from_secs(5);
+        let past = SystemTime::now() - Duration::from_millis(4500);
         assert_eq!(
             CacheOutcome::Stale.header_value("e", Some(past)),
             "e; hit; ttl=-5"
+        );
+        let just = SystemTime::now() - Duration::from_millis(300);
+        assert_eq!(
+            CacheOutcome::Stale.header_value("e", Some(just)),
+            "e; hit; ttl=-1"
         );
         assert_eq!(
             CacheOutcome::Uncacheable.header_value("e", None),

@@ -250,6 +250,11 @@ impl HealthChecker {
             .flatten();
         let Some(now_healthy) = flip else { return };
         self.pool.balancer().set_health(index, now_healthy);
+        if now_healthy {
+            // Checks have seen it recover: what the breaker and outlier detection learnt while
+            // it was down is out of date (Envoy unejects on a good check too).
+            self.pool.restored(index);
+        }
         self.metrics.origin_health(index, now_healthy);
         let name = self.pool.origin(index).map_or("?", |o| o.name.as_str());
         match result {

@@ -5,9 +5,10 @@
 
 use crate::cache_status::CacheOutcome;
 use crate::storage::StorageStats;
+use crate::upstream::OriginProtection;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,7 +26,14 @@ pub struct EdgeMetrics {
     origin_retries: IntCounter,
     origin_healthy: Vec<IntGauge>,
     origin_health_changes: Vec<IntCounter>,
+    origin_breaker_state: Vec<IntGauge>,
+    origin_breaker_opened: Vec<IntCounter>,
+    origin_error_rate: Vec<Gauge>,
+    origin_ejected: Vec<IntGauge>,
+    origin_ejections: Vec<IntCounter>,
     origin_latency: Histogram,
+    /// Requests refused by a route's protections, by reason (`Reason::ALL` order).
+    refused: Vec<IntCounter>,
     in_flight: Arc<AtomicI64>,
     in_flight_gauge: IntGauge,
     cache_entries: IntGauge,
@@ -130,6 +138,37 @@ impl EdgeMetrics {
             )
             .expect("valid metric"),
         );
+        let per_origin_gauge = |name: &str, help: &str| {
+            let vec = registered(
+                r,
+                IntGaugeVec::new(Opts::new(name, help), &["origin"]).expect("valid metric"),
+            );
+            origins
+                .iter()
+                .map(|o| vec.with_label_values(&[o.as_str()]))
+                .collect::<Vec<_>>()
+        };
+        let per_origin_counter = |name: &str, help: &str| {
+            let vec = registered(
+                r,
+                IntCounterVec::new(Opts::new(name, help), &["origin"]).expect("valid metric"),
+            );
+            origins
+                .iter()
+                .map(|o| vec.with_label_values(&[o.as_str()]))
+                .collect::<Vec<_>>()
+        };
+        let error_rate = registered(
+            r,
+            GaugeVec::new(
+                Opts::new(
+                    "origin_error_rate",
+                    "Failure share of the requests in each origin's breaker window",
+                ),
+                &["origin"],
+            )
+            .expect("valid metric"),
+        );
         let gauge = |name: &str, help: &str| {
             registered(r, IntGauge::new(name, help).expect("valid metric"))
         };
@@ -165,6 +204,26 @@ impl EdgeMetrics {
                 .iter()
                 .map(|o| health_changes.with_label_values(&[o.as_str()]))
                 .collect(),
+            origin_breaker_state: per_origin_gauge(
+                "origin_breaker_state",
+                "Each origin's circuit breaker: 0 closed, 1 open, 2 half-open",
+            ),
+            origin_breaker_opened: per_origin_counter(
+                "origin_breaker_opened_total",
+                "Times each origin's circuit breaker opened",
+            ),
+            origin_error_rate: origins
+                .iter()
+                .map(|o| error_rate.with_label_values(&[o.as_str()]))
+                .collect(),
+            origin_ejected: per_origin_gauge(
+                "origin_ejected",
+                "Whether outlier detection keeps each origin out of the pool now (1) or not (0)",
+            ),
+            origin_ejections: per_origin_counter(
+                "origin_ejections_total",
+                "Times outlier detection ejected each origin",
+            ),
             origin_retries: counter(
                 "origin_retries_total",
                 "Requests sent again, to another origin, after a failed try",
@@ -183,6 +242,23 @@ impl EdgeMetrics {
                 )
                 .expect("valid metric"),
             ),
+            refused: {
+                let refused = registered(
+                    r,
+                    IntCounterVec::new(
+                        Opts::new(
+                            "requests_refused_total",
+                            "Requests refused by a route's access list, Referer list, rate limit or signed-URL check, by reason",
+                        ),
+                        &["reason"],
+                    )
+                    .expect("valid metric"),
+                );
+                crate::route::Reason::ALL
+                    .iter()
+                    .map(|reason| refused.with_label_values(&[reason.as_str()]))
+                    .collect()
+            },
             in_flight: Arc::new(AtomicI64::new(0)),
             in_flight_gauge: gauge("requests_in_flight", "Requests being served now"),
             cache_entries: gauge("cache_entries", "Entries in the cache"),
@@ -252,13 +328,21 @@ impl EdgeMetrics {
         }
     }
 
+    /// Counts a request refused by a route's protections.
+    pub fn refused(&self, reason: crate::route::Reason) {
+        if let Some(c) = self.refused.get(reason.index()) {
+            c.inc();
+        }
+    }
+
     /// Counts a retry.
     pub fn origin_retry(&self) {
         self.origin_retries.inc();
     }
 
-    /// The Prometheus text exposition, with the cache's size and churn as of now.
-    pub fn render(&self, cache: &StorageStats) -> String {
+    /// The Prometheus text exposition, with the cache's size and churn and the origins'
+    /// protections (`origins[i]` for the origin at index `i`) as of now.
+    pub fn render(&self, cache: &StorageStats, origins: &[OriginProtection]) -> String {
         self.in_flight_gauge.set(self.in_flight());
         self.cache_entries.set(cache.entries as i64);
         self.cache_bytes.set(cache.bytes as i64);
@@ -276,6 +360,22 @@ impl EdgeMetrics {
                 cache.evictions.max(published.0),
                 cache.expirations.max(published.1),
             );
+            // Under the same lock, so that two scrapes at once cannot both add a difference.
+            for (i, p) in origins.iter().enumerate() {
+                let set = |gauges: &[IntGauge], v: i64| gauges.get(i).map(|g| g.set(v));
+                let catch_up = |counters: &[IntCounter], total: u64| {
+                    counters
+                        .get(i)
+                        .map(|c| c.inc_by(total.saturating_sub(c.get())))
+                };
+                set(&self.origin_breaker_state, i64::from(p.breaker.code()));
+                set(&self.origin_ejected, i64::from(p.ejected_for.is_some()));
+                catch_up(&self.origin_breaker_opened, p.breaker_opened);
+                catch_up(&self.origin_ejections, p.ejections);
+                if let Some(g) = self.origin_error_rate.get(i) {
+                    g.set(p.error_rate);
+                }
+            }
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
@@ -302,6 +402,7 @@ mod tests {
         m.origin_fetch(Ok(Duration::from_millis(3)));
         m.origin_fetch(Err(()));
         let _guard = m.request_started();
+        m.refused(crate::route::Reason::Expired);
         let stats = StorageStats {
             entries: 3,
             bytes: 4096,
@@ -309,8 +410,30 @@ mod tests {
             evictions: 2,
             ..Default::default()
         };
-        let text = m.render(&stats);
+        let protections = [
+            OriginProtection {
+                breaker: cdn_balance::BreakerState::Open,
+                breaker_opened: 2,
+                error_rate: 0.75,
+                ejected_for: Some(Duration::from_secs(3)),
+                ejections: 1,
+            },
+            OriginProtection {
+                breaker: cdn_balance::BreakerState::Closed,
+                breaker_opened: 0,
+                error_rate: 0.0,
+                ejected_for: None,
+                ejections: 0,
+            },
+        ];
+        let text = m.render(&stats, &protections);
         for needle in [
+            r#"cdn_edge_origin_breaker_state{origin="127.0.0.1:1",edge="e1"} 1"#,
+            r#"cdn_edge_origin_breaker_state{origin="127.0.0.1:2",edge="e1"} 0"#,
+            r#"cdn_edge_origin_breaker_opened_total{origin="127.0.0.1:1",edge="e1"} 2"#,
+            r#"cdn_edge_origin_error_rate{origin="127.0.0.1:1",edge="e1"} 0.75"#,
+            r#"cdn_edge_origin_ejected{origin="127.0.0.1:1",edge="e1"} 1"#,
+            r#"cdn_edge_origin_ejections_total{origin="127.0.0.1:1",edge="e1"} 1"#,
             r#"cdn_edge_requests_total{cache_status="hit",edge="e1"} 1"#,
             r#"cdn_edge_requests_total{cache_status="miss",edge="e1"} 1"#,
             r#"cdn_edge_responses_total{status_class="4xx",edge="e1"} 1"#,
@@ -324,6 +447,8 @@ mod tests {
             r#"cdn_edge_origin_healthy{origin="127.0.0.1:2",edge="e1"} 1"#,
             r#"cdn_edge_origin_health_changes_total{origin="127.0.0.1:1",edge="e1"} 1"#,
             r#"cdn_edge_requests_in_flight{edge="e1"} 1"#,
+            r#"cdn_edge_requests_refused_total{reason="expired",edge="e1"} 1"#,
+            r#"cdn_edge_requests_refused_total{reason="rate-limited",edge="e1"} 0"#,
             r#"cdn_edge_cache_entries{edge="e1"} 3"#,
             r#"cdn_edge_cache_bytes{edge="e1"} 4096"#,
             r#"cdn_edge_cache_evictions_total{edge="e1"} 2"#,
@@ -331,7 +456,9 @@ mod tests {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
         // Rendering again does not double-count evictions.
-        let text = m.render(&stats);
+        let text = m.render(&stats, &protections);
         assert!(text.contains(r#"cdn_edge_cache_evictions_total{edge="e1"} 2"#));
+        assert!(text
+            .contains(r#"cdn_edge_origin_breaker_opened_total{origin="127.0.0.1:1",edge="e1"} 2"#));
     }
 }

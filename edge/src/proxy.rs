@@ -4,19 +4,27 @@
 use crate::access_log::{self, AccessRecord};
 use crate::cache_key;
 use crate::cache_status::CacheOutcome;
+use crate::client_directives::ClientDirectives;
 use crate::freshness::FreshnessPolicy;
+use crate::hop_by_hop;
+use crate::invalidation;
 use crate::metrics::{EdgeMetrics, InFlight};
 use crate::request_check;
 use crate::retry::{self, Retrying};
-use crate::storage::CacheStorage;
-use crate::upstream::OriginPool;
+use crate::route::{self, RouteTable};
+use crate::storage::{CacheStorage, PurgeSelector};
+use crate::upstream::{OriginPick, OriginPool};
+use crate::vary;
 use async_trait::async_trait;
-use cdn_balance::InFlight as OriginInFlight;
 use cdn_config::HashKey;
 use http::Method;
+use pingora_cache::key::HashBinary;
 use pingora_cache::lock::CacheKeyLockImpl;
 use pingora_cache::predictor::Predictor;
-use pingora_cache::{CacheKey, CacheOptionOverrides, RespCacheable};
+use pingora_cache::{
+    CacheKey, CacheMeta, CacheOptionOverrides, ForcedFreshness, HitHandler, RespCacheable,
+};
+use pingora_core::protocols::http::ServerSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -44,14 +52,17 @@ pub struct EdgeProxy {
     pub freshness: FreshnessPolicy,
     /// Where misses are fetched from (shared with the health checker and the admin API).
     pub origins: Arc<OriginPool>,
-    /// `Retry-After` of the 503 answered when no origin is left (health check interval).
-    pub retry_after: http::HeaderValue,
+    /// When health checks are on, their interval in whole seconds: an origin may come back
+    /// by then, so it bounds the `Retry-After` of the 503 answered when no origin is left.
+    pub health_retry_after: Option<u64>,
     /// The edge's metrics.
     pub metrics: Arc<EdgeMetrics>,
     /// Whether to write an access log line per request.
     pub access_log: bool,
     /// Header values computed once: `Via` and the `Cache-Status` of outcomes without a TTL.
     pub headers: FixedHeaders,
+    /// The `[[edge.routes]]`: access lists, rate limits, signed URLs.
+    pub routes: RouteTable,
 }
 
 /// Response header values that do not change from request to request, built once so the hit
@@ -96,9 +107,13 @@ pub struct RequestCtx {
     _in_flight: InFlight,
     /// The origin of the current (or last) try.
     origin: Option<usize>,
-    /// Counts this request in flight to `origin` until the try ends: replaced by the next try,
-    /// dropped with the context after the logging phase.
-    origin_guard: Option<OriginInFlight>,
+    /// The current try's origin: counts it in flight (and holds the breaker's probe permit,
+    /// if it is a probe) until the try ends: replaced by the next try, dropped with the
+    /// context after the logging phase.
+    origin_pick: Option<OriginPick>,
+    /// Whether the current try's outcome has been reported to the breaker and outlier
+    /// detection.
+    try_reported: bool,
     /// Origins that failed this request; its retries skip them.
     failed: Vec<usize>,
     /// Tries so far.
@@ -124,6 +139,11 @@ pub struct RequestCtx {
     outcome: CacheOutcome,
     /// Whether this request found no origin left to try (answered 503 with `Retry-After`).
     no_origin: bool,
+    /// What the client's `Cache-Control` asks of the cache.
+    client: ClientDirectives,
+    /// Whether a stored response was found that needs validating before use: if the origin
+    /// cannot be reached and it is not served stale, the answer is a 504.
+    stored_needs_validation: bool,
 }
 
 impl EdgeProxy {
@@ -133,11 +153,37 @@ impl EdgeProxy {
         o
     }
 
+    /// Reports how the current try ended to its origin's breaker and outlier detection, once
+    /// per try (`ok`: the origin answered, and not with a 5xx).
+    fn try_ended(&self, ctx: &mut RequestCtx, ok: bool) {
+        if let Some(pick) = &ctx.origin_pick {
+            if !std::mem::replace(&mut ctx.try_reported, true) {
+                self.origins
+                    .record(pick.index(), ok, pick.is_probe(), Instant::now());
+            }
+        }
+    }
+
     /// Counts a failed try in `origin_fetches_total`, once.
     fn try_failed(&self, ctx: &mut RequestCtx) {
         if ctx.origin_started.is_some() && !std::mem::replace(&mut ctx.try_counted, true) {
             self.metrics.origin_fetch(Err(()));
         }
+    }
+
+    /// `Retry-After` when no origin is left: when the first of them may take requests again
+    /// (the end of a breaker's cool-down or of an ejection, or the next round of health
+    /// checks), in whole seconds, at least 1.
+    fn retry_after_secs(&self) -> u64 {
+        let waiting = self
+            .origins
+            .next_return(Instant::now())
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        match (waiting, self.health_retry_after) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(1),
+        }
+        .max(1)
     }
 
     /// Whether nothing forbids sending the request again: an idempotent method, a request body
@@ -160,7 +206,7 @@ impl EdgeProxy {
         }
         if !Self::may_resend(session, ctx)
             || ctx.tries >= self.origins.max_tries()
-            || !self.origins.has_other(&ctx.failed)
+            || !self.origins.has_other(&ctx.failed, Instant::now())
         {
             return false;
         }
@@ -193,7 +239,8 @@ impl ProxyHttp for EdgeProxy {
             started: Instant::now(),
             _in_flight: self.metrics.request_started(),
             origin: None,
-            origin_guard: None,
+            origin_pick: None,
+            try_reported: false,
             failed: Vec::new(),
             tries: 0,
             hash_key: None,
@@ -208,12 +255,21 @@ impl ProxyHttp for EdgeProxy {
             stored: false,
             outcome: CacheOutcome::Bypass,
             no_origin: false,
+            client: ClientDirectives::default(),
+            stored_needs_validation: false,
         }
     }
 
-    /// Rejects requests the edge must not forward (bad `Host`, conflicting framing).
+    /// Rejects requests the edge must not forward (bad `Host`, conflicting framing), then
+    /// applies the request's route in DESIGN.md's order: access list, rate limit, signed URL.
     async fn request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<bool> {
-        if let Err(problem) = request_check::check(session.req_header()) {
+        let raw = match session.as_downstream() {
+            ServerSession::H1(h1) => Some(h1.get_headers_raw_bytes()),
+            _ => None,
+        };
+        let checked = request_check::check(session.req_header())
+            .and_then(|()| raw.as_deref().map_or(Ok(()), request_check::check_raw));
+        if let Err(problem) = checked {
             let mut resp = ResponseHeader::build(problem.status, Some(3))?;
             resp.insert_header("content-length", problem.reason.len().to_string())?;
             resp.insert_header("content-type", "text/plain")?;
@@ -228,13 +284,41 @@ impl ProxyHttp for EdgeProxy {
                 .await?;
             return Ok(true);
         }
-        Ok(false)
+        let Some(route) = self.routes.for_request(session.req_header()) else {
+            return Ok(false);
+        };
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let req = session.req_header();
+        let client = self.routes.client_ip(peer, req);
+        let checked = route
+            .check_access(client, req)
+            .and_then(|()| route.check_rate(client, req))
+            .and_then(|()| route.check_signature(client, req));
+        match checked {
+            // A valid token's parameters leave the URI: out of the cache key and the origin
+            // request alike, so every signed link to an object shares one entry.
+            Ok(stripped) => {
+                if let Some(uri) = stripped.and_then(|u| http::Uri::try_from(u).ok()) {
+                    session.req_header_mut().set_uri(uri);
+                }
+                Ok(false)
+            }
+            Err(refusal) => {
+                self.metrics.refused(refusal.reason);
+                route::send_refusal(session, &refusal).await?;
+                Ok(true)
+            }
+        }
     }
 
     /// Only `GET` and `HEAD` use the cache; everything else goes straight to the origin.
-    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         let method = &session.req_header().method;
         if method == Method::GET || method == Method::HEAD {
+            ctx.client = ClientDirectives::from_request(session.req_header());
             session.cache.enable(
                 self.storage,
                 None,
@@ -244,6 +328,64 @@ impl ProxyHttp for EdgeProxy {
             );
         }
         Ok(())
+    }
+
+    /// The client's `Cache-Control` on a stored response: revalidate first (`no-cache`,
+    /// `max-age`, `min-fresh`) or accept it stale (`max-stale`).
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        meta: &CacheMeta,
+        _hit_handler: &mut HitHandler,
+        is_fresh: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<ForcedFreshness>> {
+        let forced = ctx.client.on_hit(meta, is_fresh, SystemTime::now());
+        ctx.stored_needs_validation = match forced {
+            Some(ForcedFreshness::ForceFresh) => false,
+            Some(_) => true,
+            None => !is_fresh,
+        };
+        Ok(forced)
+    }
+
+    /// A stored response varies by the request headers its `Vary` names.
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut RequestCtx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        vary::variance(meta, req)
+    }
+
+    /// `only-if-cached` with nothing usable in the cache: a 504, and the origin is not asked
+    /// (RFC 9111 section 5.2.1.7).
+    async fn proxy_upstream_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        if !ctx.client.only_if_cached {
+            return Ok(true);
+        }
+        let mut resp = ResponseHeader::build(504, Some(3))?;
+        resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+        resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+        session.write_response_header(Box::new(resp), true).await?;
+        Ok(false)
+    }
+
+    /// Stale-while-revalidate (`error` is `None`: the entry's window was checked by pingora)
+    /// and stale-if-error on origin failures, unless the client said `no-cache` or the entry
+    /// must be revalidated (its windows are zero then).
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+        error: Option<&Error>,
+    ) -> bool {
+        !ctx.client.no_cache && error.is_none_or(|e| e.esource() == &ErrorSource::Upstream)
     }
 
     fn cache_key_callback(&self, session: &Session, _ctx: &mut RequestCtx) -> Result<CacheKey> {
@@ -260,7 +402,12 @@ impl ProxyHttp for EdgeProxy {
             .req_header()
             .headers
             .contains_key(http::header::AUTHORIZATION);
-        let decision = self.freshness.decide(resp, authorization);
+        // When the request left for the origin (RFC 9111 section 4.2.3's request_time).
+        let requested = ctx
+            .origin_started
+            .and_then(|started| SystemTime::now().checked_sub(started.elapsed()))
+            .unwrap_or_else(SystemTime::now);
+        let decision = self.freshness.decide(resp, authorization, requested);
         ctx.stored = matches!(decision, RespCacheable::Cacheable(_));
         Ok(decision)
     }
@@ -273,7 +420,7 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         // The previous try, if any, is over: it no longer counts as load on its origin.
-        ctx.origin_guard = None;
+        ctx.origin_pick = None;
         if std::mem::take(&mut ctx.backoff) {
             tokio::time::sleep(retry::backoff(ctx.tries)).await;
         }
@@ -297,9 +444,10 @@ impl ProxyHttp for EdgeProxy {
             });
         }
         let key = ctx.hash_key.as_deref().unwrap_or("").as_bytes();
-        // Every origin down (health checks) or already failed: a 503, answered at once by
-        // `fail_to_proxy`, unless pingora serves a stale copy (the error is the upstream's).
-        let Some(pick) = self.origins.pick(key, &ctx.failed) else {
+        // Every origin down (health checks, breakers, ejections) or already failed: a 503,
+        // answered at once by `fail_to_proxy`, unless pingora serves a stale copy (the error is
+        // the upstream's).
+        let Some(pick) = self.origins.pick(key, &ctx.failed, Instant::now()) else {
             ctx.no_origin = true;
             return Err(
                 Error::explain(ErrorType::HTTPStatus(503), "no origin left to try").into_up(),
@@ -307,7 +455,8 @@ impl ProxyHttp for EdgeProxy {
         };
         let index = pick.index();
         ctx.origin = Some(index);
-        ctx.origin_guard = Some(pick.into_in_flight());
+        ctx.origin_pick = Some(pick);
+        ctx.try_reported = false;
         ctx.tries += 1;
         ctx.origin_started = Some(Instant::now());
         ctx.origin_elapsed = None;
@@ -330,6 +479,7 @@ impl ProxyHttp for EdgeProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         self.try_failed(ctx);
+        self.try_ended(ctx, false);
         let retry = self.may_retry(session, ctx);
         e.set_retry(retry);
         e
@@ -349,6 +499,9 @@ impl ProxyHttp for EdgeProxy {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
         self.try_failed(ctx);
+        if e.esource() == &ErrorSource::Upstream {
+            self.try_ended(ctx, false);
+        }
         let timed_out = matches!(
             e.etype(),
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
@@ -421,10 +574,11 @@ impl ProxyHttp for EdgeProxy {
             ctx.origin_elapsed = Some(elapsed);
             ctx.try_counted = true;
             self.metrics.origin_fetch(Ok(elapsed));
-            if let Some(guard) = &ctx.origin_guard {
-                guard.record_latency(elapsed);
+            if let Some(pick) = &ctx.origin_pick {
+                pick.in_flight().record_latency(elapsed);
             }
             if let Some(total) = self.origins.timeouts().total.filter(|t| elapsed > *t) {
+                self.try_ended(ctx, false);
                 let retry = self.may_retry(session, ctx);
                 ctx.decided_retry = Some(retry);
                 let mut e = Error::explain(
@@ -436,6 +590,8 @@ impl ProxyHttp for EdgeProxy {
             }
         }
         let status = upstream.status.as_u16();
+        self.try_ended(ctx, status < 500);
+        hop_by_hop::strip(upstream);
         if retry::retryable_status(status) && self.may_retry(session, ctx) {
             ctx.decided_retry = Some(true);
             let mut e = Error::explain(
@@ -479,7 +635,10 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<()> {
         ctx.outcome = CacheOutcome::from_phase(session.cache.phase(), ctx.stored);
         let fresh_until: Option<SystemTime> = match ctx.outcome {
-            CacheOutcome::Hit | CacheOutcome::Stale | CacheOutcome::Revalidated => {
+            CacheOutcome::Hit
+            | CacheOutcome::Stale
+            | CacheOutcome::StaleIfError
+            | CacheOutcome::Revalidated => {
                 session.cache.maybe_cache_meta().map(|m| m.fresh_until())
             }
             _ => None,
@@ -492,6 +651,17 @@ impl ProxyHttp for EdgeProxy {
             None => self.headers.cache_status[ctx.outcome.index()].clone(),
         };
         resp.insert_header("cache-status", cache_status)?;
+        for url in invalidation::urls(session.req_header(), resp) {
+            self.storage.purge_matching(PurgeSelector::Url(&url));
+        }
+        if let Some(meta) = session.cache.maybe_cache_meta() {
+            // The entry's age (RFC 9111 section 4.2.3): its creation time was set back by the
+            // age it had on arrival.
+            let age = SystemTime::now()
+                .duration_since(meta.created())
+                .unwrap_or_default();
+            resp.insert_header(http::header::AGE, age.as_secs())?;
+        }
         let via = self.headers.via(&resp.headers);
         resp.insert_header(http::header::VIA, via)
     }
@@ -516,10 +686,17 @@ impl ProxyHttp for EdgeProxy {
                 ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
+        // A stale entry that may not be served stale and an origin that cannot be reached:
+        // RFC 9111 section 5.2.2.2 asks for a 504.
+        let code = if code == 502 && ctx.stored_needs_validation {
+            504
+        } else {
+            code
+        };
         if code == 503 && ctx.no_origin {
             let written = async {
                 let mut resp = ResponseHeader::build(503, Some(4))?;
-                resp.insert_header(http::header::RETRY_AFTER, self.retry_after.clone())?;
+                resp.insert_header(http::header::RETRY_AFTER, self.retry_after_secs())?;
                 resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
                 resp.insert_header(http::header::CACHE_CONTROL, "private, no-store")?;
                 session

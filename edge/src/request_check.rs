@@ -49,6 +49,43 @@ pub fn check(req: &RequestHeader) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Most bytes of a request header (request line and fields) the edge accepts; more gets 431
+/// (RFC 6585). nginx's default buffers refuse requests past 8 KiB per line and 32 KiB in all;
+/// 64 KiB leaves room for large cookies while bounding what one request can pin in memory.
+pub const MAX_REQUEST_HEADER_BYTES: usize = 64 * 1024;
+
+/// Checks the request header as it arrived on the wire, for what parsing hides: obs-fold
+/// (RFC 9112 section 5.2: rejected with 400), `Content-Length` together with
+/// `Transfer-Encoding` (section 6.1: the parser drops the length, but such a request may be
+/// an attempt at request smuggling, so it gets 400 too), and an oversized header (431).
+pub fn check_raw(raw: &[u8]) -> Result<(), Refusal> {
+    if raw.len() > MAX_REQUEST_HEADER_BYTES {
+        return Err(Refusal {
+            status: 431,
+            reason: "request header too large\n",
+        });
+    }
+    let mut content_length = false;
+    let mut transfer_encoding = false;
+    // Field lines start after the request line; the header ends with an empty line.
+    for line in raw.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            return refuse("obsolete line folding in a header\n");
+        }
+        let name = line.split(|&b| b == b':').next().unwrap_or(line);
+        content_length |= name.eq_ignore_ascii_case(b"content-length");
+        transfer_encoding |= name.eq_ignore_ascii_case(b"transfer-encoding");
+    }
+    if content_length && transfer_encoding {
+        return refuse("both Content-Length and Transfer-Encoding\n");
+    }
+    Ok(())
+}
+
 /// Characters of a `Host` value: reg-name, IP literal, port (RFC 3986 section 3.2.2).
 fn is_host_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
@@ -64,6 +101,24 @@ mod tests {
             r.append_header(k.to_string(), *v).unwrap();
         }
         r
+    }
+
+    #[test]
+    fn raw_header_rules() {
+        assert!(check_raw(b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n").is_ok());
+        let fold = check_raw(b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n z\r\n\r\n");
+        assert_eq!(
+            fold.unwrap_err().reason,
+            "obsolete line folding in a header\n"
+        );
+        let both = check_raw(
+            b"POST / HTTP/1.1\nHost: a\ncontent-LENGTH: 1\nTransfer-Encoding: chunked\n\n",
+        );
+        assert_eq!(both.unwrap_err().status, 400);
+        // A body line after the header is not a header.
+        assert!(check_raw(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n folded-looking body").is_ok());
+        let big = vec![b'a'; MAX_REQUEST_HEADER_BYTES + 1];
+        assert_eq!(check_raw(&big).unwrap_err().status, 431);
     }
 
     #[test]

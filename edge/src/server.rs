@@ -1,5 +1,6 @@
 //! Assembles an edge from its config: the storage, the proxy service on the client listeners,
 //! the admin service and, when `[edge.pool.health]` is enabled, the health checker (a
+//! background service), and when `[edge.prewarm]` lists URLs, the start-up prewarm (another
 //! background service), hosted by one pingora [`Server`] that handles signals (SIGTERM:
 //! graceful stop after `shutdown_grace`; SIGINT: immediate stop).
 
@@ -7,7 +8,9 @@ use crate::admin::AdminApi;
 use crate::freshness::FreshnessPolicy;
 use crate::health::{HealthChecker, HealthStates};
 use crate::metrics::EdgeMetrics;
+use crate::prewarm::{Prewarmer, StartupPrewarm};
 use crate::proxy::{EdgeProxy, FixedHeaders, UncacheablePredictor};
+use crate::route::RouteTable;
 use crate::storage::CacheStorage;
 use crate::upstream::OriginPool;
 use cdn_config::EdgeConfig;
@@ -64,11 +67,14 @@ impl Edge {
         server.bootstrap();
 
         let cache = &config.cache;
-        let storage: &'static CacheStorage = Box::leak(Box::new(CacheStorage::new(
-            cache.max_size.bytes(),
-            cache.max_object_size.bytes(),
-            cache.eviction,
-        )));
+        let storage: &'static CacheStorage = Box::leak(Box::new(
+            CacheStorage::new(
+                cache.max_size.bytes(),
+                cache.max_object_size.bytes(),
+                cache.eviction,
+            )
+            .with_tag_headers(&cache.tag_headers),
+        ));
         let lock: &'static CacheKeyLockImpl =
             Box::leak(CacheLock::new_boxed(cache.lock_timeout.get()));
         let predictor: &'static UncacheablePredictor = Box::leak(Box::new(
@@ -81,14 +87,12 @@ impl Edge {
         let health_states = health
             .enabled
             .then(|| Arc::new(HealthStates::new(origin_names.len())));
-        // A client that finds no origin left is told to come back after the next round of
-        // health checks (whole seconds, at least 1).
-        let retry_after = if health.enabled {
+        // A client that finds no origin left may be told to come back after the next round
+        // of health checks (whole seconds, at least 1).
+        let health_retry_after = health.enabled.then(|| {
             let interval = health.interval.get();
             (interval.as_secs() + u64::from(interval.subsec_nanos() > 0)).max(1)
-        } else {
-            1
-        };
+        });
 
         let proxy = EdgeProxy {
             name: config.name.clone(),
@@ -99,12 +103,17 @@ impl Edge {
             freshness: FreshnessPolicy {
                 default_ttl: cache.default_ttl.get(),
                 max_object_size: cache.max_object_size.bytes(),
+                heuristic: cache.heuristic_freshness,
+                heuristic_max_ttl: cache.heuristic_max_ttl.get(),
+                stale_if_error: cache.stale_if_error.get(),
+                stale_while_revalidate: cache.stale_while_revalidate.get(),
             },
             origins: origins.clone(),
-            retry_after: retry_after.into(),
+            health_retry_after,
             metrics: metrics.clone(),
             access_log: config.access_log,
             headers: FixedHeaders::new(&config.name),
+            routes: RouteTable::new(&config.routes, &config.trusted_proxies),
         };
         let mut proxy_service =
             pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "edge proxy");
@@ -112,12 +121,22 @@ impl Edge {
             proxy_service.add_tcp(&addr.to_string());
         }
 
+        let prewarm = &config.prewarm;
+        let prewarmer = Arc::new(Prewarmer::new(
+            &config.listen,
+            storage,
+            prewarm.concurrency,
+            prewarm.timeout.get(),
+        ));
         let admin = AdminApi {
             name: config.name.clone(),
             metrics: metrics.clone(),
             storage,
             origins: origins.clone(),
             health: health_states.clone(),
+            allow: config.admin.allow.clone(),
+            max_body: usize::try_from(config.admin.max_body.bytes()).unwrap_or(usize::MAX),
+            prewarm: prewarmer.clone(),
         };
         let mut admin_service = Service::new("edge admin".to_string(), admin);
         admin_service.add_tcp(&config.admin.listen.to_string());
@@ -125,6 +144,14 @@ impl Edge {
 
         server.add_service(proxy_service);
         server.add_service(admin_service);
+        if !prewarm.urls.is_empty() || prewarm.file.is_some() {
+            let startup = StartupPrewarm {
+                prewarmer,
+                urls: prewarm.urls.clone(),
+                file: prewarm.file.clone(),
+            };
+            server.add_service(background_service("startup prewarm", startup));
+        }
         if let Some(states) = health_states {
             // One thread of its own: probes never wait behind client traffic.
             let checker = HealthChecker::new(health, origins, states, metrics);

@@ -14,11 +14,15 @@
 //! ```
 
 mod fill;
+mod index;
 mod object;
+
+pub use index::{PurgeCount, PurgeIndexSize, PurgeSelector};
 
 use async_trait::async_trait;
 use cdn_config::Eviction;
 use fill::{Fill, FillMap, FillWriter};
+use index::{FillGuard, PurgeIndex, Tags};
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
@@ -72,6 +76,10 @@ pub struct CacheStorage {
     counters: Arc<Counters>,
     max_bytes: u64,
     max_object_size: u64,
+    /// Stored keys by URL and by tag, for `POST /purge` (see [`index`]).
+    index: Arc<PurgeIndex>,
+    /// Response headers whose values tag an entry.
+    tag_headers: Vec<http::HeaderName>,
 }
 
 /// Keys are already 128-bit blake2 hashes (pingora's `combined_bin`), so moka can use their
@@ -144,6 +152,8 @@ impl CacheStorage {
     pub fn new(max_bytes: u64, max_object_size: u64, eviction: Eviction) -> Self {
         let counters = Arc::new(Counters::default());
         let listener_counters = counters.clone();
+        let index = Arc::new(PurgeIndex::default());
+        let listener_index = index.clone();
         let policy = match eviction {
             Eviction::Lru => EvictionPolicy::lru(),
             Eviction::Lfu => EvictionPolicy::tiny_lfu(),
@@ -153,7 +163,8 @@ impl CacheStorage {
             .weigher(|_k: &HashBinary, v: &Arc<StoredObject>| v.weight_kib())
             .eviction_policy(policy)
             .expire_after(UsefulLife)
-            .eviction_listener(move |_k, v: Arc<StoredObject>, cause| {
+            .eviction_listener(move |k, v: Arc<StoredObject>, cause| {
+                listener_index.removed(&k, Arc::as_ptr(&v) as usize);
                 listener_counters
                     .stored_bytes
                     .fetch_sub(v.charged_bytes(), Ordering::Relaxed);
@@ -177,6 +188,11 @@ impl CacheStorage {
             counters,
             max_bytes,
             max_object_size,
+            index,
+            tag_headers: vec![
+                http::HeaderName::from_static("surrogate-key"),
+                http::HeaderName::from_static("cache-tag"),
+            ],
         }
     }
 
@@ -200,12 +216,23 @@ impl CacheStorage {
         self.objects.contains_key(&key.combined_bin())
     }
 
-    fn insert(&self, key: HashBinary, object: StoredObject) {
+    /// Stores `object` under `key`, indexed under its normalised `url` and `tags` (unset: those
+    /// of the entry it replaces).
+    fn insert(
+        &self,
+        key: HashBinary,
+        object: StoredObject,
+        url: Option<&str>,
+        tags: Option<&[Box<str>]>,
+    ) {
         self.counters
             .stored_bytes
             .fetch_add(object.charged_bytes(), Ordering::Relaxed);
         self.counters.inserts.fetch_add(1, Ordering::Relaxed);
-        self.objects.insert(key, Arc::new(object));
+        let object = Arc::new(object);
+        self.index
+            .stored(key, url, tags, Arc::as_ptr(&object) as usize);
+        self.objects.insert(key, object);
     }
 
     fn fill_hit(fill: &Arc<Fill>) -> (CacheMeta, HitHandler) {
@@ -266,9 +293,17 @@ impl Storage for CacheStorage {
         let id = self.next_fill.fetch_add(1, Ordering::Relaxed);
         let fill = Fill::new(id, MetaParts::from_meta(meta));
         self.fills.insert(k, fill.clone());
+        let url = key.primary_key_str().map(Box::<str>::from);
+        let tags = index::tags_of(&meta.response_header().headers, &self.tag_headers);
+        let in_index = url
+            .as_deref()
+            .map(|url| self.index.fill_started(id, k, url, &tags));
         Ok(Box::new(MissWriter {
             writer: FillWriter::new(fill, k, self.max_object_size, self.fills),
             storage: self,
+            url,
+            tags,
+            _in_index: in_index,
         }))
     }
 
@@ -299,7 +334,7 @@ impl Storage for CacheStorage {
             Some(object) => {
                 let mut meta = object.meta.clone();
                 meta.expire_now(SystemTime::now());
-                self.insert(k, object.with_meta(meta));
+                self.insert(k, object.with_meta(meta), None, None);
                 Ok(PurgeOutcome::Expired)
             }
             None => Ok(PurgeOutcome::NotFound),
@@ -315,7 +350,14 @@ impl Storage for CacheStorage {
         let k = key.combined_bin();
         match self.objects.get(&k) {
             Some(object) => {
-                self.insert(k, object.with_meta(MetaParts::from_meta(meta)));
+                // A 304 may bring new tag headers.
+                let tags = index::tags_of(&meta.response_header().headers, &self.tag_headers);
+                self.insert(
+                    k,
+                    object.with_meta(MetaParts::from_meta(meta)),
+                    key.primary_key_str(),
+                    Some(&tags),
+                );
                 Ok(true)
             }
             None => Ok(false),
@@ -335,6 +377,11 @@ impl Storage for CacheStorage {
 struct MissWriter {
     writer: FillWriter,
     storage: &'static CacheStorage,
+    /// The normalised URL and the tags the entry is indexed under.
+    url: Option<Box<str>>,
+    tags: Tags,
+    /// Keeps the fetch findable by purges until it is stored or abandoned.
+    _in_index: Option<FillGuard>,
 }
 
 #[async_trait]
@@ -350,7 +397,12 @@ impl HandleMiss for MissWriter {
         if self.writer.storable() {
             let object = StoredObject::new(fill.meta.clone(), fill.take_chunks());
             size = object.charged_bytes() as usize;
-            self.storage.insert(self.writer.key, object);
+            self.storage.insert(
+                self.writer.key,
+                object,
+                self.url.as_deref(),
+                Some(&self.tags),
+            );
         }
         self.writer.complete();
         Ok(MissFinishType::Created(size))

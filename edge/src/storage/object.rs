@@ -20,6 +20,12 @@ const ENTRY_OVERHEAD: u64 = 256;
 /// removes it first if the room is needed.
 const REVALIDATION_RETENTION: Duration = Duration::from_secs(3600);
 
+/// How long a stale entry without a validator is kept after its stale windows end: it can no
+/// longer be revalidated, but it still answers clients that accept stale responses
+/// (`max-stale`), and it lets a `must-revalidate` entry whose origin is unreachable end in the
+/// 504 RFC 9111 section 5.2.2.2 asks for rather than a miss.
+const STALE_GRACE: Duration = Duration::from_secs(60);
+
 /// What pingora needs to rebuild a [`CacheMeta`] for each reader.
 ///
 /// `CacheMeta` is not `Clone` and deserialising it on every hit would parse the header each time,
@@ -73,7 +79,7 @@ impl MetaParts {
     }
 
     /// When the entry stops being useful: the end of its freshness plus the longest stale
-    /// window, plus [`REVALIDATION_RETENTION`] if it can be revalidated.
+    /// window, plus [`REVALIDATION_RETENTION`] if it can be revalidated, else [`STALE_GRACE`].
     pub(crate) fn useful_until(&self) -> SystemTime {
         let stale = self.stale_while_revalidate_sec.max(self.stale_if_error_sec);
         let mut keep = Duration::from_secs(stale.into());
@@ -82,6 +88,8 @@ impl MetaParts {
             || headers.contains_key(http::header::LAST_MODIFIED)
         {
             keep += REVALIDATION_RETENTION;
+        } else {
+            keep += STALE_GRACE;
         }
         self.fresh_until
             .checked_add(keep)

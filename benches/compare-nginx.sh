@@ -5,6 +5,7 @@
 # Usage (from the repository root):
 #   benches/compare-nginx.sh [--duration 10s] [--connections 64] [--threads 2]
 #                            [--workers N] [--size 1024] [--rounds 2] [--nginx-http TEXT]
+#                            [--protect]
 #
 #   --duration     length of each wrk run (wrk syntax: 10s, 1m)          default 10s
 #   --connections  wrk connections kept open                             default 64
@@ -14,6 +15,9 @@
 #   --size         object size in bytes (/bytes/N on origin-mock)        default 1024
 #   --rounds       rounds; each round runs the edge then nginx           default 2
 #   --nginx-http   extra directives for nginx's http block, e.g. 'sendfile on;'
+#   --protect      the edge's object sits behind a route that requires a signed URL and
+#                  applies a token-bucket limit (rate high enough never to refuse), and wrk
+#                  asks for a signed link: the cost of the protection checks on every hit
 #
 # Installs wrk, nginx and cmake (Pingora's build needs it) with apt-get when missing, builds
 # `target/release/cdn`, starts origin-mock, the edge and nginx on free loopback ports with
@@ -29,6 +33,7 @@ WORKERS=""
 SIZE=1024
 ROUNDS=2
 NGINX_HTTP=""
+PROTECT=""
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -48,6 +53,7 @@ while [ $# -gt 0 ]; do
         --size) SIZE=${2:?--size needs a value}; shift 2 ;;
         --rounds) ROUNDS=${2:?--rounds needs a value}; shift 2 ;;
         --nginx-http) NGINX_HTTP=${2:?--nginx-http needs a value}; shift 2 ;;
+        --protect) PROTECT=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -184,6 +190,22 @@ address = "127.0.0.1:$ORIGIN_PORT"
 [edge.cache]
 max_size = "256MiB"
 EOF
+if [ -n "$PROTECT" ]; then
+    cat >>"$TMP/edge.toml" <<EOF
+
+# --protect: every object needs a signed URL and passes a token bucket per client.
+[[edge.routes]]
+prefix = "/"
+[edge.routes.signed]
+[[edge.routes.signed.keys]]
+kid = "bench"
+secret = "benchmark-secret-not-for-production"
+[edge.routes.rate_limit]
+rate = 100000000
+burst = 100000000
+key = "client"
+EOF
+fi
 
 mkdir -p "$TMP/nginx-cache" "$TMP/nginx-temp"
 cat >"$TMP/nginx.conf" <<EOF
@@ -272,6 +294,9 @@ wait_http nginx "http://127.0.0.1:$NGINX_PORT/__stats" "$NGINX_PID" "$TMP/nginx-
 
 OBJECT="/bytes/$SIZE?cc=max-age%3D3600"
 EDGE_URL="http://127.0.0.1:$EDGE_PORT$OBJECT"
+if [ -n "$PROTECT" ]; then
+    EDGE_URL=$("$CDN" sign --config "$TMP/edge.toml" "$EDGE_URL" --kid bench --ttl 1h)
+fi
 NGINX_URL="http://127.0.0.1:$NGINX_PORT$OBJECT"
 
 origin_fetches() {

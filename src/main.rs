@@ -1,6 +1,7 @@
 //! `cdn`: the command line of the CDN. It parses arguments, loads the config and starts the
 //! chosen parts; the parts themselves live in their crates.
 
+mod cache_admin;
 mod run;
 
 /// mimalloc instead of the system allocator: Pingora allocates header maps per request, and
@@ -15,7 +16,8 @@ use std::process::ExitCode;
 /// An open-source CDN: caching edge, origin mock and tools, in one command.
 ///
 /// With no subcommand, runs the whole CDN locally from the embedded default config
-/// (origin-mock on 127.0.0.1:8081, an edge on 127.0.0.1:8080, its admin API on 127.0.0.1:9080).
+/// (origin-mock on 127.0.0.1:8081, an edge on 127.0.0.1:8080, its admin API on 127.0.0.1:9080,
+/// a second edge on 127.0.0.2, and the gslb answering DNS on 127.0.0.1:5353).
 #[derive(Parser, Debug)]
 #[command(name = "cdn", version, about, long_about)]
 struct Cli {
@@ -36,6 +38,24 @@ enum Command {
     },
     /// Run origin-mock, the test origin, from a config file's [origin_mock] table or from flags.
     Origin(OriginArgs),
+    /// Run the gslb (authoritative DNS sending clients to the nearest healthy edge) from the
+    /// [gslb] table of a config file. SIGHUP reloads the file.
+    Gslb {
+        /// The config file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print a signed URL for a route that requires signatures, with a key from the config.
+    Sign(SignArgs),
+    /// Remove cached responses from an edge: by URL, URL prefix or cache tag.
+    Purge(cache_admin::PurgeArgs),
+    /// Fetch a list of URLs into an edge's cache, with a progress bar and a summary.
+    Prewarm(cache_admin::PrewarmArgs),
+    /// Load-test HTTP caches and DNS servers, compare with nginx/Varnish, replay cache policies.
+    Bench {
+        #[command(subcommand)]
+        command: cdn_bench::cli::BenchCommand,
+    },
     /// Check or print config files.
     Config {
         #[command(subcommand)]
@@ -57,6 +77,27 @@ struct OriginArgs {
     /// Delay added before every response, e.g. "20ms"; overrides the config.
     #[arg(long, value_name = "DURATION")]
     delay: Option<cdn_config::HumanDuration>,
+}
+
+#[derive(Args, Debug)]
+struct SignArgs {
+    /// The URL to sign, e.g. http://127.0.0.1:8080/private/a.
+    url: String,
+    /// The key id, one of the covering route's [[edge.routes.signed.keys]].
+    #[arg(long, value_name = "KID")]
+    kid: String,
+    /// How long the link works, e.g. "60" (seconds), "15m", "1h".
+    #[arg(long, value_name = "DURATION")]
+    ttl: String,
+    /// Bind the link to this client address.
+    #[arg(long, value_name = "ADDR")]
+    ip: Option<std::net::IpAddr>,
+    /// Make the link cover every path under this prefix, e.g. /private/videos/.
+    #[arg(long, value_name = "PREFIX")]
+    acl: Option<String>,
+    /// The config file holding the route and its key (default: the embedded default).
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +123,18 @@ fn main() -> ExitCode {
             fail_rate: args.fail_rate,
             delay: args.delay,
         }),
+        Some(Command::Gslb { config }) => run::gslb(&config),
+        Some(Command::Sign(args)) => run::sign(run::SignArgs {
+            config: args.config,
+            url: args.url,
+            kid: args.kid,
+            ttl: args.ttl,
+            ip: args.ip,
+            acl: args.acl,
+        }),
+        Some(Command::Bench { command }) => run::bench(command),
+        Some(Command::Purge(args)) => cache_admin::purge(args),
+        Some(Command::Prewarm(args)) => cache_admin::prewarm(args),
         Some(Command::Config {
             command: ConfigCommand::Check { file },
         }) => run::config_check(&file),

@@ -119,6 +119,8 @@ fn every_subcommand_has_help() {
         vec!["config", "--help"],
         vec!["config", "check", "--help"],
         vec!["config", "default", "--help"],
+        vec!["purge", "--help"],
+        vec!["prewarm", "--help"],
     ] {
         let (code, out, _) = run_cdn(&args);
         assert_eq!(code, 0, "{args:?}");

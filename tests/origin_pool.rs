@@ -13,8 +13,13 @@ use support::{get, post, EdgeProc, Origin};
 
 const RETRIES: &str = "cdn_edge_origin_retries_total{edge=\"cdn-edge\"}";
 
+/// A pool with this policy and no breakers or outlier detection: these tests count every
+/// try, and tests/breaker.rs checks the protections.
 fn pool(policy: &str) -> String {
-    format!("policy = \"{policy}\"\nconnect_timeout = \"1s\"\nread_timeout = \"5s\"")
+    format!(
+        "policy = \"{policy}\"\nconnect_timeout = \"1s\"\nread_timeout = \"5s\"\n\
+         [edge.pool.breaker]\nenabled = false\n[edge.pool.outlier]\nenabled = false"
+    )
 }
 
 /// An address where nothing listens: an origin started and stopped, so connects are refused.
@@ -198,7 +203,7 @@ fn max_tries_1_turns_retries_off() {
     let dead = dead_origin();
     let edge = EdgeProc::start_pool(
         &[dead, live.addr],
-        &format!("{}\nmax_tries = 1", pool("round_robin")),
+        &format!("max_tries = 1\n{}", pool("round_robin")),
         "",
     );
     let statuses: Vec<u16> = (0..4)

@@ -252,6 +252,18 @@ impl EdgeProc {
         pool_toml: &str,
         cache_toml: &str,
     ) -> EdgeProc {
+        Self::start_custom(origins, "", pool_toml, cache_toml)
+    }
+
+    /// An edge in front of the pool `origins`, each with its weight; `edge_toml` goes under
+    /// `[edge]`, `pool_toml` under `[edge.pool]` and `cache_toml` under `[edge.cache]`, which
+    /// ends the file (so it may go on with tables of its own, such as `[[edge.routes]]`).
+    pub fn start_custom(
+        origins: &[(SocketAddr, u32)],
+        edge_toml: &str,
+        pool_toml: &str,
+        cache_toml: &str,
+    ) -> EdgeProc {
         let origins_toml: String = origins
             .iter()
             .map(|(a, w)| format!("[[edge.origins]]\naddress = \"{a}\"\nweight = {w}\n"))
@@ -261,7 +273,7 @@ impl EdgeProc {
             let addr = free_addr();
             let admin = free_addr();
             let config = format!(
-                "[edge]\nlisten = [\"{addr}\"]\nthreads = 2\n[edge.admin]\nlisten = \"{admin}\"\n\
+                "[edge]\nlisten = [\"{addr}\"]\nthreads = 2\n{edge_toml}\n[edge.admin]\nlisten = \"{admin}\"\n\
                  {origins_toml}[edge.pool]\n{pool_toml}\n\
                  [edge.cache]\n{cache_toml}\n"
             );

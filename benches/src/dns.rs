@@ -408,14 +408,8 @@ async fn run_async(opts: &DnsOptions) -> Result<DnsReport, BenchError> {
     Ok(DnsReport {
         server: opts.server.to_string(),
         transport: opts.transport,
-        model: match opts.pace {
-            Pace::Closed => "closed",
-            Pace::Open { .. } => "open",
-        },
-        rate: match opts.pace {
-            Pace::Open { rate } => Some(rate),
-            Pace::Closed => None,
-        },
+        model: opts.pace.model(),
+        rate: opts.pace.rate(),
         connections: opts.connections,
         names: match &opts.names {
             Names::List(l) => format!("{} names", l.len()),

@@ -25,6 +25,24 @@ pub enum Pace {
     },
 }
 
+impl Pace {
+    /// `closed` or `open`: the load model as reports name it.
+    pub fn model(self) -> &'static str {
+        match self {
+            Pace::Closed => "closed",
+            Pace::Open { .. } => "open",
+        }
+    }
+
+    /// The fixed rate of an open loop, `None` for a closed one.
+    pub fn rate(self) -> Option<f64> {
+        match self {
+            Pace::Open { rate } => Some(rate),
+            Pace::Closed => None,
+        }
+    }
+}
+
 /// When a run ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {

@@ -304,14 +304,8 @@ pub async fn run_async(opts: &HttpOptions) -> Result<HttpReport, BenchError> {
         workload: opts.popularity.to_string(),
         sizes: opts.sizes.map(|s| s.to_string()),
         load: LoadReport {
-            model: match opts.pace {
-                Pace::Closed => "closed",
-                Pace::Open { .. } => "open",
-            },
-            rate: match opts.pace {
-                Pace::Open { rate } => Some(rate),
-                Pace::Closed => None,
-            },
+            model: opts.pace.model(),
+            rate: opts.pace.rate(),
             connections: opts.connections,
             stop: opts.stop.to_string(),
         },
